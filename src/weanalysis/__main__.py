@@ -1,0 +1,3 @@
+from weanalysis.cli.main import main
+
+main()

@@ -1,0 +1,62 @@
+"""``weanalysis app``: register and list apps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.store import CatalogError
+from weanalysis.store.catalog import DEFAULT_TIMEZONE
+
+
+@click.group()
+def app() -> None:
+    """Register and list apps."""
+
+
+@app.command("add")
+@click.argument("appid")
+@click.option("--secret", required=True, help="The app secret (8-128 characters); only a salted hash is stored.")
+@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="IANA time zone of the app's days.")
+@click.pass_context
+def add(ctx: click.Context, appid: str, secret: str, timezone: str) -> None:
+    """Register APPID with its secret and time zone."""
+    store = open_store(ctx)
+    try:
+        a = store.catalog.add_app(appid, secret, timezone)
+    except CatalogError as e:
+        fail(str(e))
+    click.echo(f"registered {a.appid} (time zone {a.timezone})")
+
+
+@app.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array on standard output.")
+@click.pass_context
+def list_apps(ctx: click.Context, as_json: bool) -> None:
+    """List the registered apps."""
+    store = open_store(ctx)
+    apps = store.catalog.list()
+    rows = []
+    for a in apps:
+        m = store.snapshot(a.appid).manifest
+        rows.append(
+            {
+                "appid": a.appid,
+                "timezone": a.timezone,
+                "created_at": datetime.fromtimestamp(a.created_at, UTC).isoformat(timespec="seconds"),
+                "users": m["users"],
+                "visits": m["counts"]["visits"],
+                "profiles": m["counts"]["profiles"],
+            }
+        )
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no apps yet: weanalysis app add APPID --secret SECRET")
+        return
+    click.echo(f"{'appid':<24} {'timezone':<20} {'users':>10} {'visits':>12} {'profiles':>10}")
+    for r in rows:
+        click.echo(f"{r['appid']:<24} {r['timezone']:<20} {r['users']:>10} {r['visits']:>12} {r['profiles']:>10}")

@@ -1,0 +1,26 @@
+"""Helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+
+from weanalysis.settings import data_dir
+from weanalysis.store import Store
+
+
+def open_store(ctx: click.Context) -> Store:
+    return Store(data_dir(ctx.obj.get("data") if ctx.obj else None))
+
+
+def echo_json(obj: object, pretty: bool = False) -> None:
+    opts = orjson.OPT_INDENT_2 if pretty else 0
+    sys.stdout.buffer.write(orjson.dumps(obj, option=opts) + b"\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,40 @@
+"""The ``weanalysis`` command line: apps, ingest, portrait."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from weanalysis.cli import apps, ingest_cmd, portrait_cmd
+from weanalysis.settings import BY_NAME
+
+DATA = BY_NAME["data"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data",
+    "data",
+    metavar="DIR",
+    default=None,
+    help=f"{DATA.help} Default: ${DATA.env}, else {DATA.default}.",
+)
+@click.version_option(package_name="weanalysis")
+@click.pass_context
+def cli(ctx: click.Context, data: str | None) -> None:
+    """weanalysis: the exact user portrait (用户画像) of your app's own visits.
+
+    Register an app, ingest visit and profile files, print the portrait of any window.
+    """
+    ctx.obj = {"data": data}
+
+
+cli.add_command(apps.app)
+cli.add_command(ingest_cmd.ingest)
+cli.add_command(portrait_cmd.portrait)
+
+
+def main() -> None:
+    cli(prog_name=Path(sys.argv[0]).name if sys.argv else "weanalysis")

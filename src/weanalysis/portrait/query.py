@@ -1,0 +1,79 @@
+"""The canonical portrait query and its result, independent of any API dialect."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from weanalysis.store.days import day_date, day_number
+
+DATE_RE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
+
+
+class DateFormatError(ValueError):
+    """A date that is missing, not yyyymmdd / yyyy-mm-dd, or not a real date."""
+
+
+def parse_date(value: object) -> date:
+    """``yyyymmdd`` or ``yyyy-mm-dd`` (as text) -> a date.
+
+    >>> parse_date("20170611"), parse_date("2017-06-11")
+    (datetime.date(2017, 6, 11), datetime.date(2017, 6, 11))
+    """
+    if not isinstance(value, str):
+        raise DateFormatError("a date must be text: yyyymmdd or yyyy-mm-dd")
+    m = DATE_RE.match(value.strip())
+    if not m or (("-" in value) and value.strip().count("-") != 2):
+        raise DateFormatError(f"{value!r} is not yyyymmdd or yyyy-mm-dd")
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        raise DateFormatError(f"{value!r} is not a real date") from None
+
+
+@dataclass(frozen=True)
+class PortraitQuery:
+    appid: str
+    begin: int  # day numbers in the app's time zone, inclusive
+    end: int
+
+    @classmethod
+    def of(cls, appid: str, begin: date, end: date) -> PortraitQuery:
+        return cls(appid, day_number(begin), day_number(end))
+
+    @property
+    def days(self) -> int:
+        return self.end - self.begin + 1
+
+    @property
+    def ref_date(self) -> str:
+        b, e = day_date(self.begin).strftime("%Y%m%d"), day_date(self.end).strftime("%Y%m%d")
+        return b if self.begin == self.end else f"{b}-{e}"
+
+
+@dataclass
+class Item:
+    id: int | None  # None for devices
+    name: str
+    value: int
+
+
+@dataclass
+class UserSet:
+    """The portrait of one user set (new or active): six ranked lists."""
+
+    total: int = 0
+    province: list[Item] = field(default_factory=list)
+    city: list[Item] = field(default_factory=list)
+    genders: list[Item] = field(default_factory=list)
+    platforms: list[Item] = field(default_factory=list)
+    devices: list[Item] = field(default_factory=list)
+    ages: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class PortraitResult:
+    query: PortraitQuery
+    new: UserSet
+    active: UserSet

@@ -1,0 +1,241 @@
+"""Columnar drivers: apply the scalar parsers of :mod:`fields` to whole columns, fast.
+
+A column arrives either as a pyarrow array (Parquet, typed and fast) or as a Python list
+(JSON Lines, CSV: any mix of types). Low-cardinality fields are parsed once per distinct value;
+the few high-cardinality ones (time, openid, ip) have vectorised paths with a scalar fallback.
+Each driver returns ``(values, errors)``: ``errors`` is an object array holding ``None`` or
+the reason for each row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from weanalysis.records import fields
+
+Column = pa.Array | pa.ChunkedArray | list
+ParseFn = Callable[[Any], Any]
+
+IPV4_RE = r"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
+
+
+def column_len(col: Column) -> int:
+    return len(col)
+
+
+def _no_errors(n: int) -> np.ndarray:
+    return np.full(n, None, dtype=object)
+
+
+def _combine(col: Column) -> pa.Array | list:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks()
+    return col
+
+
+def map_distinct(col: Column, parse: ParseFn, absent: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``parse`` once per distinct value; returns (object values, object errors).
+
+    Absent results (``None``) are replaced by ``absent``.
+    """
+    col = _combine(col)
+    n = len(col)
+    if isinstance(col, pa.Array):
+        if pa.types.is_null(col.type):
+            return np.full(n, absent, dtype=object), _no_errors(n)
+        enc = col.dictionary_encode()
+        distinct = enc.dictionary.to_pylist() + [None]
+        idx = pc.fill_null(enc.indices, len(distinct) - 1).to_numpy(zero_copy_only=False)
+        vals, errs = _parse_all(distinct, parse, absent)
+        return vals[idx], errs[idx]
+    cache: dict[tuple[type, Any], int] = {}
+    distinct: list[Any] = []
+    idx = np.empty(n, dtype=np.int64)
+    for i, v in enumerate(col):
+        try:
+            key = (type(v), v)
+            j = cache.get(key)
+        except TypeError:  # unhashable (an object or array): parse it alone
+            key, j = None, None
+        if j is None:
+            j = len(distinct)
+            distinct.append(v)
+            if key is not None:
+                cache[key] = j
+        idx[i] = j
+    vals, errs = _parse_all(distinct, parse, absent)
+    return vals[idx], errs[idx]
+
+
+def _parse_all(values: list, parse: ParseFn, absent: Any) -> tuple[np.ndarray, np.ndarray]:
+    out = np.full(len(values), absent, dtype=object)
+    errs = np.full(len(values), None, dtype=object)
+    for i, v in enumerate(values):
+        try:
+            r = parse(v)
+        except fields.FieldError as e:
+            errs[i] = str(e)
+        else:
+            if r is not None:
+                out[i] = r
+    return out, errs
+
+
+def map_scalar(col: Column, parse: ParseFn) -> tuple[list, np.ndarray]:
+    """Apply ``parse`` to every row (high-cardinality fields); values as a list."""
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        col = col.to_pylist()
+    out: list = [None] * len(col)
+    errs = _no_errors(len(col))
+    for i, v in enumerate(col):
+        try:
+            out[i] = parse(v)
+        except fields.FieldError as e:
+            errs[i] = str(e)
+    return out, errs
+
+
+def int_codes(values: np.ndarray, absent: int, dtype: type) -> np.ndarray:
+    """An object array of ints/None (from :func:`map_distinct`) as a typed array."""
+    return np.array([absent if v is None else v for v in values], dtype=dtype) if len(
+        values
+    ) < 64 else _int_codes_fast(values, absent, dtype)
+
+
+def _int_codes_fast(values: np.ndarray, absent: int, dtype: type) -> np.ndarray:
+    mask = values == None  # noqa: E711 - elementwise comparison on an object array
+    out = np.where(mask, absent, values)
+    return out.astype(dtype)
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+def parse_time_column(col: Column, now_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Times as int64 UTC epoch ms; absent -> ``TIME_ABSENT``."""
+    col = _combine(col)
+    n = len(col)
+    out = np.full(n, TIME_ABSENT, dtype=np.int64)
+    if isinstance(col, pa.Array) and n:
+        t = col.type
+        if pa.types.is_null(t):
+            return out, _no_errors(n)
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            valid = col.is_valid().to_numpy(zero_copy_only=False)
+            nums = col.to_numpy(zero_copy_only=False)
+            if pa.types.is_floating(t):
+                valid &= np.isfinite(nums)
+                nums = np.where(valid, nums, 0.0)
+            ms = _epoch_ms_vec(nums)
+            out[valid] = ms[valid]
+            return out, _time_range_errors(out, valid, now_ms)
+        if pa.types.is_timestamp(t):
+            if t.tz is None:
+                errs = _no_errors(n)
+                errs[col.is_valid().to_numpy(zero_copy_only=False)] = (
+                    "Parquet timestamp has no time zone (store it as UTC-adjusted)"
+                )
+                return out, errs
+            ms = pc.cast(col, pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+            valid = ms.is_valid().to_numpy(zero_copy_only=False)
+            out[valid] = ms.to_numpy(zero_copy_only=False)[valid]
+            return out, _time_range_errors(out, valid, now_ms)
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            fast = pc.strptime(col, format="%Y-%m-%dT%H:%M:%S%z", unit="ms", error_is_null=True)
+            ok = fast.is_valid().to_numpy(zero_copy_only=False)
+            out[ok] = fast.cast(pa.int64()).to_numpy(zero_copy_only=False)[ok]
+            errs = _time_range_errors(out, ok, now_ms)
+            rest = np.flatnonzero(~ok)
+            if len(rest):
+                vals, rerrs = map_scalar(col.take(pa.array(rest)), lambda v: fields.parse_time(v, now_ms))
+                out[rest] = [TIME_ABSENT if v is None else v for v in vals]
+                errs[rest] = rerrs
+            return out, errs
+        col = col.to_pylist()
+    vals, errs = map_scalar(col, lambda v: fields.parse_time(v, now_ms))
+    for i, v in enumerate(vals):
+        if v is not None:
+            out[i] = v
+    return out, errs
+
+
+TIME_ABSENT = np.iinfo(np.int64).min
+
+
+def _epoch_ms_vec(nums: np.ndarray) -> np.ndarray:
+    nums = nums.astype(np.float64) if nums.dtype.kind == "f" else nums
+    secs = np.abs(nums) < fields.EPOCH_MS_THRESHOLD
+    if nums.dtype.kind == "f":
+        return np.where(secs, np.round(nums * 1000), np.round(nums)).astype(np.int64)
+    return np.where(secs, nums.astype(np.int64) * 1000, nums.astype(np.int64))
+
+
+def _time_range_errors(ms: np.ndarray, valid: np.ndarray, now_ms: int) -> np.ndarray:
+    errs = _no_errors(len(ms))
+    errs[valid & (ms < 0)] = "before 1970"
+    errs[valid & (ms > now_ms + fields.MAX_FUTURE_MS)] = "more than a day in the future"
+    return errs
+
+
+# --- openid / event_id ------------------------------------------------------------------------
+
+
+def parse_id_column(
+    col: Column, parse: ParseFn, limit: int, check_control: bool
+) -> tuple[pa.Array, np.ndarray]:
+    """openid/event_id: validated strings as a pyarrow string array (nulls where absent)."""
+    col = _combine(col)
+    if isinstance(col, pa.Array) and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        n = len(col)
+        errs = _no_errors(n)
+        lengths = pc.fill_null(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
+        errs[lengths > limit] = f"longer than {limit} characters"
+        if check_control:
+            ctrl = pc.fill_null(pc.match_substring_regex(col, r"[\x00-\x1f\x7f]"), False)
+            errs[ctrl.to_numpy(zero_copy_only=False)] = "contains control characters"
+        empty = lengths == 0
+        out = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), col.cast(pa.string()))
+        return out, errs
+    if isinstance(col, pa.Array):
+        if pa.types.is_null(col.type):
+            return pa.nulls(len(col), pa.string()), _no_errors(len(col))
+        col = col.to_pylist()
+    vals, errs = map_scalar(col, parse)
+    return pa.array(vals, type=pa.string()), errs
+
+
+# --- ip --------------------------------------------------------------------------------------
+
+
+def parse_ip_column(col: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (ip text as object array with None, IPv4 as uint32 (0 if not v4), errors)."""
+    col = _combine(col)
+    n = len(col)
+    v4 = np.zeros(n, dtype=np.uint32)
+    if isinstance(col, pa.Array) and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        stripped = pc.utf8_trim_whitespace(col)
+        is4 = pc.fill_null(pc.match_substring_regex(stripped, IPV4_RE), False)
+        is4np = is4.to_numpy(zero_copy_only=False)
+        if is4np.any():
+            parts = pc.split_pattern(pc.filter(stripped, is4), ".")
+            flat = pc.cast(pc.list_flatten(parts), pa.uint32()).to_numpy().reshape(-1, 4)
+            v4[is4np] = (flat[:, 0] << 24) | (flat[:, 1] << 16) | (flat[:, 2] << 8) | flat[:, 3]
+        text = stripped.to_numpy(zero_copy_only=False).astype(object)
+        errs = _no_errors(n)
+        rest = np.flatnonzero(~is4np)
+        if len(rest):
+            vals, rerrs = map_distinct(stripped.take(pa.array(rest)), fields.parse_ip)
+            text[rest] = vals
+            errs[rest] = rerrs
+        return text, v4, errs
+    vals, errs = map_distinct(col, fields.parse_ip)
+    for i, s in enumerate(vals):
+        if s is not None and ":" not in s:
+            a, b, c, d = (int(x) for x in s.split("."))
+            v4[i] = (a << 24) | (b << 16) | (c << 8) | d
+    return vals, v4, errs

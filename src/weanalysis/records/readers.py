@@ -1,0 +1,243 @@
+"""Read JSON Lines, CSV and Parquet into raw column chunks, keeping line numbers and text.
+
+A reader yields :class:`RawChunk` objects of at most ``chunk_rows`` rows. Lines that cannot
+even be parsed (malformed JSON, a JSON value that is not an object, a CSV row with more cells
+than the header) become rejects right here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FIELDS = (
+    "appid",
+    "openid",
+    "time",
+    "event_id",
+    "ip",
+    "province",
+    "city",
+    "platform",
+    "brand",
+    "model",
+    "user_agent",
+    "gender",
+    "age",
+)
+FORMATS = ("jsonl", "csv", "parquet")
+SUFFIX_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+DEFAULT_CHUNK_ROWS = 1_000_000
+# Original text kept in a reject is cut here, so a huge garbage line cannot flood the file.
+MAX_REJECT_TEXT = 4096
+
+
+@dataclass
+class Reject:
+    source: str
+    line: int
+    reason: str
+    text: str
+    kind: str = "record"  # the summary bucket: the field at fault, or json / csv
+
+
+    def as_dict(self) -> dict:
+        return {"file": self.source, "line": self.line, "reason": self.reason, "text": self.text}
+
+
+@dataclass
+class RawChunk:
+    """Raw columns (pyarrow arrays or Python lists) of one piece of one source."""
+
+    source: str
+    columns: dict[str, pa.Array | pa.ChunkedArray | list]
+    lines: np.ndarray
+    text_of: Callable[[int], str]
+    rejects: list[Reject] = field(default_factory=list)
+    bytes_read: int = 0
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def detect_format(path: str, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        return fmt
+    if path == "-":
+        return "jsonl"
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise ValueError(
+            f"cannot tell the format of {path!r} from its extension; use --format "
+            f"({', '.join(FORMATS)})"
+        )
+    return SUFFIX_FORMATS[suffix]
+
+
+def read_records(
+    path: str, fmt: str, chunk_rows: int = DEFAULT_CHUNK_ROWS, stdin: IO[bytes] | None = None
+) -> Iterator[RawChunk]:
+    if fmt == "parquet":
+        yield from read_parquet(path, chunk_rows)
+    elif fmt == "csv":
+        with open(path, "rb") as f:
+            yield from read_csv(f, path, chunk_rows)
+    elif path == "-":
+        yield from read_jsonl(stdin, "-", chunk_rows)
+    else:
+        with open(path, "rb") as f:
+            yield from read_jsonl(f, path, chunk_rows)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_REJECT_TEXT else text[:MAX_REJECT_TEXT] + "…"
+
+
+def rows_to_chunk(
+    source: str, rows: list[dict], lines: list[int], texts: list[str], rejects: list[Reject], nbytes: int
+) -> RawChunk:
+    columns = {f: [r.get(f) for r in rows] for f in FIELDS}
+    return RawChunk(
+        source=source,
+        columns=columns,
+        lines=np.array(lines, dtype=np.int64),
+        text_of=lambda i: _cut(texts[i]),
+        rejects=rejects,
+        bytes_read=nbytes,
+    )
+
+
+def parse_json_objects(source: str, items: Iterator[tuple[int, bytes]], chunk_rows: int) -> Iterator[RawChunk]:
+    """(line number, raw bytes) pairs of JSON objects -> chunks; bad ones become rejects."""
+    rows: list[dict] = []
+    lines: list[int] = []
+    texts: list[str] = []
+    rejects: list[Reject] = []
+    nbytes = 0
+    for lineno, raw in items:
+        nbytes += len(raw) + 1
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            rejects.append(Reject(source, lineno, f"malformed JSON: {e}", _cut(text), "json"))
+            continue
+        if not isinstance(obj, dict):
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            rejects.append(Reject(source, lineno, "not a JSON object", _cut(text), "json"))
+            continue
+        rows.append(obj)
+        lines.append(lineno)
+        texts.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        if len(rows) >= chunk_rows:
+            yield rows_to_chunk(source, rows, lines, texts, rejects, nbytes)
+            rows, lines, texts, rejects, nbytes = [], [], [], [], 0
+    if rows or rejects or nbytes:
+        yield rows_to_chunk(source, rows, lines, texts, rejects, nbytes)
+
+
+def read_jsonl(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]:
+    yield from parse_json_objects(source, ((i, line) for i, line in enumerate(f, 1)), chunk_rows)
+
+
+def read_csv(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]:
+    """CSV with a header row, UTF-8 (a BOM is allowed). Empty cells are absent values."""
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{source}: cannot read the CSV header: {e}") from None
+    header = [h.strip() for h in header]
+    rows: list[dict] = []
+    lines: list[int] = []
+    texts: list[str] = []
+    rejects: list[Reject] = []
+    last_pos = 0
+
+    def consumed() -> int:
+        nonlocal last_pos
+        pos = f.tell()
+        delta, last_pos = pos - last_pos, pos
+        return delta
+
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{source}: not UTF-8 near line {reader.line_num + 1}: {e}") from None
+        except csv.Error as e:
+            rejects.append(Reject(source, reader.line_num, f"malformed CSV: {e}", "", "csv"))
+            continue
+        lineno = reader.line_num
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        row_text = ",".join(cells)
+        if len(cells) > len(header):
+            rejects.append(
+                Reject(
+                    source,
+                    lineno,
+                    f"malformed CSV: {len(cells)} cells but the header has {len(header)}",
+                    _cut(row_text),
+                    "csv",
+                )
+            )
+            continue
+        rows.append({h: (c if c.strip() else None) for h, c in zip(header, cells, strict=False)})
+        lines.append(lineno)
+        texts.append(row_text)
+        if len(rows) >= chunk_rows:
+            yield rows_to_chunk(source, rows, lines, texts, rejects, consumed())
+            rows, lines, texts, rejects = [], [], [], []
+    yield rows_to_chunk(source, rows, lines, texts, rejects, consumed())
+
+
+def read_parquet(path: str, chunk_rows: int) -> Iterator[RawChunk]:
+    pf = pq.ParquetFile(path)
+    names = [n for n in pf.schema_arrow.names if n in FIELDS]
+    total_rows = max(pf.metadata.num_rows, 1)
+    total_bytes = Path(path).stat().st_size
+    start = 0
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=names):
+        n = batch.num_rows
+        table = pa.Table.from_batches([batch])
+        columns = {f: (table.column(f) if f in names else pa.nulls(n)) for f in FIELDS}
+
+        def text_of(i: int, table: pa.Table = table) -> str:
+            row = table.slice(i, 1).to_pylist()[0]
+            return _cut(json.dumps(row, ensure_ascii=False, default=str))
+
+        yield RawChunk(
+            source=path,
+            columns=columns,
+            lines=np.arange(start + 1, start + n + 1, dtype=np.int64),
+            text_of=text_of,
+            bytes_read=total_bytes * n // total_rows,
+        )
+        start += n

@@ -1,0 +1,136 @@
+"""The app registry: appid, salted secret hash, time zone. SQLite in WAL mode.
+
+SQLite gives one writer and any number of readers across processes, which is exactly what the
+CLI (writer) and a running server (reader) need for this small table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from weanalysis.records import fields
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+MIN_SECRET_CHARS = 8
+MAX_SECRET_CHARS = 128
+PBKDF2_ROUNDS = 100_000
+
+MIGRATIONS = [
+    # 1: apps
+    """
+    CREATE TABLE apps (
+        appid TEXT PRIMARY KEY,
+        secret_salt BLOB NOT NULL,
+        secret_hash BLOB NOT NULL,
+        timezone TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )
+    """,
+]
+
+
+class CatalogError(ValueError):
+    """A request about apps that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class App:
+    appid: str
+    timezone: str
+    created_at: float
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _hash_secret(secret: str, salt: bytes) -> bytes:
+    return hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), salt, PBKDF2_ROUNDS)
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CatalogError(f"unknown time zone {name!r} (use an IANA name like Asia/Shanghai)") from None
+    return name
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+        self._cache: dict[str, App | None] = {}
+
+    def _migrate(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = self.db.execute("PRAGMA user_version").fetchone()
+            for i, ddl in enumerate(MIGRATIONS[version:], start=version + 1):
+                self.db.execute(ddl)
+                self.db.execute(f"PRAGMA user_version = {i}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add_app(self, appid: str, secret: str, timezone: str = DEFAULT_TIMEZONE) -> App:
+        try:
+            appid_ok = fields.parse_appid(appid)
+        except fields.FieldError as e:
+            raise CatalogError(f"appid {appid!r}: {e}") from None
+        if appid_ok is None or appid_ok != appid:
+            raise CatalogError(f"appid {appid!r}: must be 1-64 characters of A-Z a-z 0-9 _ -")
+        if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS or not secret.isprintable():
+            raise CatalogError(
+                f"the secret must be {MIN_SECRET_CHARS}-{MAX_SECRET_CHARS} printable characters"
+            )
+        check_timezone(timezone)
+        salt = secrets.token_bytes(16)
+        now = time.time()
+        try:
+            self.db.execute(
+                "INSERT INTO apps (appid, secret_salt, secret_hash, timezone, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (appid, salt, _hash_secret(secret, salt), timezone, now),
+            )
+        except sqlite3.IntegrityError:
+            raise CatalogError(f"app {appid!r} exists already") from None
+        self._cache.pop(appid, None)
+        return App(appid, timezone, now)
+
+    def get(self, appid: str) -> App | None:
+        if appid in self._cache:
+            return self._cache[appid]
+        row = self.db.execute(
+            "SELECT appid, timezone, created_at FROM apps WHERE appid = ?", (appid,)
+        ).fetchone()
+        app = App(*row) if row else None
+        if app is not None:  # unknown appids are not cached: they may be registered meanwhile
+            self._cache[appid] = app
+        return app
+
+    def list(self) -> list[App]:
+        rows = self.db.execute("SELECT appid, timezone, created_at FROM apps ORDER BY appid")
+        return [App(*r) for r in rows]
+
+    def check_secret(self, appid: str, secret: str) -> bool:
+        row = self.db.execute(
+            "SELECT secret_salt, secret_hash FROM apps WHERE appid = ?", (appid,)
+        ).fetchone()
+        if row is None:
+            return False
+        return hmac.compare_digest(_hash_secret(secret, row[0]), row[1])

@@ -1,0 +1,129 @@
+"""The two derived structures behind every portrait, kept exact under late and repeated data.
+
+**Day summaries** (one per app and day): one row per user active that day, sorted by dense uid,
+holding for each visit attribute (location, platform, device) the value of the user's latest
+visit of that day *that has the attribute known*, with that visit's time. A window's answer is
+then "the latest day in the window where the attribute is known", a scatter in day order.
+
+**Person logs** (gender, age): one entry per (user, day) holding the latest known value of
+that day (undated profiles sit on a slot before every day), sorted by ``key = uid << 17 | slot``.
+The answer as of day ``e`` is the last entry with ``slot <= e``: usually the user's last entry
+(``cur_slot``/``cur_val``), else a binary search.
+
+"Latest" is by time, and a tie goes to the record stored later: merges put the stored rows
+before the new ones and use stable sorts, so storage order breaks ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+VISIT_ATTRS = ("loc", "plat", "dev")
+ATTR_DTYPES = {"loc": np.int16, "plat": np.int8, "dev": np.int32}
+SLOT_BITS = 17
+UNDATED_SLOT = 1  # 0 means "no entry"; day d sits on slot d + 2
+
+
+def day_slot(day: np.ndarray | int) -> np.ndarray | int:
+    return day + 2
+
+
+def _last_per_group(sorted_group: np.ndarray) -> np.ndarray:
+    """Indices of the last row of each run of equal values in a sorted array."""
+    n = len(sorted_group)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    last = np.ones(n, dtype=bool)
+    last[:-1] = sorted_group[1:] != sorted_group[:-1]
+    return np.flatnonzero(last)
+
+
+def merge_day(
+    old: dict[str, np.ndarray] | None,
+    uid: np.ndarray,
+    time_ms: np.ndarray,
+    values: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Merge new visits of one day (in storage order) into the day's summary.
+
+    ``values[a]`` is 0 where attribute ``a`` is unknown. Returns arrays ``uid`` and, for each
+    attribute, ``a`` and ``a_t``, all aligned on the sorted unique uids.
+    """
+    if old is not None:
+        all_uid = np.concatenate([old["uid"], uid])
+    else:
+        all_uid = uid
+    users = np.unique(all_uid)
+    out: dict[str, np.ndarray] = {"uid": users.astype(np.uint32)}
+    for a in VISIT_ATTRS:
+        if old is not None:
+            known_old = old[a] != 0
+            u = np.concatenate([old["uid"][known_old], uid[values[a] != 0]])
+            t = np.concatenate([old[a + "_t"][known_old], time_ms[values[a] != 0]])
+            v = np.concatenate([old[a][known_old], values[a][values[a] != 0]])
+        else:
+            known = values[a] != 0
+            u, t, v = uid[known], time_ms[known], values[a][known]
+        order = np.lexsort((t, u))  # stable: equal (uid, time) keep storage order
+        last = order[_last_per_group(u[order])]
+        col = np.zeros(len(users), dtype=ATTR_DTYPES[a])
+        col_t = np.zeros(len(users), dtype=np.int64)
+        pos = np.searchsorted(users, u[last])
+        col[pos] = v[last]
+        col_t[pos] = t[last]
+        out[a] = col
+        out[a + "_t"] = col_t
+    return out
+
+
+def merge_person(
+    old: dict[str, np.ndarray] | None,
+    uid: np.ndarray,
+    slot: np.ndarray,
+    time_ms: np.ndarray,
+    value: np.ndarray,
+    num_users: int,
+) -> dict[str, np.ndarray]:
+    """Merge new known values (in storage order) into a person log; returns the new log."""
+    key = (uid.astype(np.int64) << SLOT_BITS) | slot.astype(np.int64)
+    if old is not None:
+        key = np.concatenate([old["key"], key])
+        time_ms = np.concatenate([old["t"], time_ms])
+        value = np.concatenate([old["val"], value])
+    order = np.lexsort((time_ms, key))
+    last = order[_last_per_group(key[order])]
+    log = {"key": key[last], "t": time_ms[last], "val": value[last].astype(np.int8)}
+    cur_slot = np.zeros(num_users, dtype=np.int32)
+    cur_val = np.zeros(num_users, dtype=np.int8)
+    users = log["key"] >> SLOT_BITS
+    ends = _last_per_group(users)
+    cur_slot[users[ends]] = (log["key"][ends] & ((1 << SLOT_BITS) - 1)).astype(np.int32)
+    cur_val[users[ends]] = log["val"][ends]
+    log["cur_slot"] = cur_slot
+    log["cur_val"] = cur_val
+    return log
+
+
+def person_values(log: dict[str, np.ndarray] | None, users: np.ndarray, end_day: int) -> np.ndarray:
+    """The latest known value (0 unknown) of each user in ``users`` as of the end of ``end_day``."""
+    out = np.zeros(len(users), dtype=np.int8)
+    if log is None or len(users) == 0:
+        return out
+    n = len(log["cur_slot"])
+    inside = users < n
+    u = users[inside]
+    cs = log["cur_slot"][u]
+    cv = log["cur_val"][u]
+    e_slot = day_slot(end_day)
+    vals = np.where((cs > 0) & (cs <= e_slot), cv, 0).astype(np.int8)
+    later = np.flatnonzero(cs > e_slot)
+    if len(later):
+        lu = u[later].astype(np.int64)
+        probe = (lu << SLOT_BITS) | e_slot
+        pos = np.searchsorted(log["key"], probe, side="right") - 1
+        ok = pos >= 0
+        pos_ok = np.where(ok, pos, 0)
+        ok &= (log["key"][pos_ok] >> SLOT_BITS) == lu
+        vals[later] = np.where(ok, log["val"][pos_ok], 0)
+    out[inside] = vals
+    return out

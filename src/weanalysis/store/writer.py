@@ -1,0 +1,344 @@
+"""Write side of the store: one writer at a time (a file lock), copy-on-write commits.
+
+A commit writes new immutable files (a raw Parquet segment with every accepted record, the
+day summaries it touched, the person logs, key and user segments), fsyncs them, and then
+replaces the app's manifest atomically. A crash at any point leaves the previous manifest in
+force: nothing half-written is ever read, and nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from weanalysis.enrich import regions
+from weanalysis.store import dedup, files
+from weanalysis.store.catalog import App
+from weanalysis.store.days import local_days
+from weanalysis.store.snapshot import MANIFEST, NO_FIRST_DAY, AppSnapshot, read_manifest
+from weanalysis.store.summaries import (
+    UNDATED_SLOT,
+    VISIT_ATTRS,
+    day_slot,
+    merge_day,
+    merge_person,
+)
+
+TIME_ABSENT = np.iinfo(np.int64).min
+# Key segments are merged into one when there are more than this many (LSM-style).
+MAX_KEY_SEGMENTS = 8
+# Files no longer named by the manifest are deleted this long after, so that a reader holding
+# an older snapshot can finish its query.
+GARBAGE_GRACE_S = 600
+
+
+@dataclass
+class Batch:
+    """Validated (and, for visits, enriched) records of one kind for one app, in input order."""
+
+    kind: str
+    openid: pa.Array
+    time_ms: np.ndarray
+    keys: np.ndarray  # (n, 2) uint64 idempotency keys
+    gender: np.ndarray  # int8, 0 unknown
+    age: np.ndarray  # int16, -1 unknown
+    age_bucket: np.ndarray  # int8, 0 unknown
+    location: np.ndarray | None = None  # int16 location codes (visits)
+    platform: np.ndarray | None = None  # int8 (visits)
+    device: np.ndarray | None = None  # object names (visits)
+    raw: dict[str, pa.Array] = field(default_factory=dict)  # extra columns kept in the segment
+
+    def __len__(self) -> int:
+        return len(self.time_ms)
+
+
+@dataclass
+class CommitResult:
+    accepted: int = 0
+    duplicates: int = 0
+    version: int = 0
+
+
+class _AppState:
+    """What the writer keeps in memory between commits of one app."""
+
+    def __init__(self, app_dir: Path, manifest: dict):
+        self.manifest = manifest
+        snap = AppSnapshot(app_dir, manifest)
+        self.uid_of: dict[str, int] = {o: i for i, o in enumerate(snap.openids())}
+        self.keys = snap.key_segments()
+        names = snap.device_names[1:]
+        self.device_names: list[str] = list(names)
+        self.device_code: dict[str, int] = {n: i + 1 for i, n in enumerate(names)}
+
+
+class Writer:
+    """Holds the store's write lock; commits batches app by app."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self._states: dict[str, _AppState] = {}
+        self._pool = ThreadPoolExecutor(max_workers=2)
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+    def app_dir(self, appid: str) -> Path:
+        return self.data_dir / "apps" / appid
+
+    def _state(self, appid: str) -> _AppState:
+        d = self.app_dir(appid)
+        manifest = read_manifest(d)
+        st = self._states.get(appid)
+        if st is None or st.manifest["version"] != manifest["version"]:
+            for sub in ("raw", "users", "days", "persons", "keys", "meta"):
+                (d / sub).mkdir(parents=True, exist_ok=True)
+            st = self._states[appid] = _AppState(d, manifest)
+        return st
+
+    def commit(self, app: App, batch: Batch) -> CommitResult:
+        """Store a batch durably; returns how many were accepted and how many were duplicates."""
+        if len(batch) == 0:
+            return CommitResult()
+        # The lock is taken per commit, so that several writers (CLI ingests, the server's
+        # collectors) interleave; each re-reads the manifest under the lock.
+        with WriterLock(self.data_dir):
+            return self._commit(app, batch)
+
+    def _commit(self, app: App, batch: Batch) -> CommitResult:
+        d = self.app_dir(app.appid)
+        st = self._state(app.appid)
+        old = st.manifest
+        version = old["version"] + 1
+        tag = f"v{version:06d}"
+        new = dict(old)
+        new["version"] = version
+        new["days"] = dict(old["days"])
+        new["persons"] = dict(old["persons"])
+        new["counts"] = dict(old["counts"])
+        garbage: list[str] = []
+
+        # 1. Duplicates: within the batch, then against every stored key.
+        keep = dedup.first_occurrences(batch.keys)
+        for seg in st.keys:
+            keep &= ~dedup.contained(seg, batch.keys)
+        idx = np.flatnonzero(keep)
+        result = CommitResult(accepted=len(idx), duplicates=len(batch) - len(idx))
+        if len(idx) == 0:
+            result.version = old["version"]
+            return result
+        take = pa.array(idx, type=pa.int64())
+        openid = batch.openid.take(take)
+        time_ms = batch.time_ms[idx]
+
+        # 2. Dense user ids, new users appended in order of appearance.
+        uid, new_openids = self._uids(st, openid)
+        num_users = len(st.uid_of)
+        new["users"] = num_users
+        if new_openids:
+            seg = f"users/openids-{tag}.arrow"
+            files.write_arrow(d / seg, pa.table({"openid": pa.array(new_openids, pa.string())}))
+            new["user_segments"] = [*old["user_segments"], seg]
+
+        # 3. Storage order and days.
+        seq = np.arange(old["next_seq"], old["next_seq"] + len(idx), dtype=np.int64)
+        new["next_seq"] = int(seq[-1]) + 1
+        dated = time_ms != TIME_ABSENT
+        day = np.full(len(idx), -1, dtype=np.int32)
+        day[dated] = local_days(time_ms[dated], app.tz)
+
+        raw = {
+            "seq": seq,
+            "uid": uid,
+            "openid": openid,
+            "time_ms": pa.array(time_ms, pa.int64(), mask=~dated),
+            "day": pa.array(day, pa.int32(), mask=~dated),
+            "gender": batch.gender[idx],
+            "age": pa.array(batch.age[idx], pa.int16(), mask=batch.age[idx] < 0),
+        }
+        if batch.kind == "visit":
+            loc = batch.location[idx]
+            dev_names = batch.device[idx]
+            dev = self._device_codes(st, dev_names)
+            raw.update(
+                province_id=regions.LOC_PROVINCE[loc],
+                city_id=regions.LOC_CITY[loc],
+                platform=batch.platform[idx],
+                device=pa.array(dev_names, pa.string()),
+            )
+            self._update_visits(d, tag, st, new, garbage, uid, day, time_ms, loc, batch.platform[idx], dev)
+        for k, v in batch.raw.items():
+            raw[k] = v.take(take)
+        seg = f"raw/{batch.kind}s-{tag}.parquet"
+        files.write_parquet(d / seg, pa.table(raw))
+        new["raw"] = [*old["raw"], seg]
+        new["counts"][batch.kind + "s"] += len(idx)
+
+        # 4. Person properties (gender, age bucket) from every record that knows them.
+        slot = np.where(dated, day_slot(day.astype(np.int64)), UNDATED_SLOT)
+        for name, values in (("gender", batch.gender[idx]), ("age", batch.age_bucket[idx])):
+            known = values > 0
+            if not known.any() and new["persons"][name] is None:
+                continue
+            prev = AppSnapshot(d, old).person_log(name)
+            log = merge_person(
+                prev, uid[known], slot[known], time_ms[known], values[known], num_users
+            )
+            sub = f"persons/{name}-{tag}"
+            self._write_dir(d / sub, log)
+            if old["persons"][name]:
+                garbage.append(old["persons"][name])
+            new["persons"][name] = sub
+
+        # 5. Keys of what was accepted.
+        keyseg = dedup.sort_keys(batch.keys[idx])
+        st.keys.append(keyseg)
+        keys_names = [*old["keys"], f"keys/keys-{tag}.npy"]
+        files.write_npy(d / keys_names[-1], keyseg)
+        if len(st.keys) > MAX_KEY_SEGMENTS:
+            merged = dedup.sort_keys(np.concatenate(st.keys))
+            st.keys = [merged]
+            garbage.extend(keys_names)
+            keys_names = [f"keys/keys-{tag}m.npy"]
+            files.write_npy(d / keys_names[0], merged)
+        new["keys"] = keys_names
+
+        # 6. Publish.
+        now = time.time()
+        new["garbage"] = [g for g in old.get("garbage", []) if now - g[1] < GARBAGE_GRACE_S] + [
+            [g, now] for g in garbage
+        ]
+        for g, t in old.get("garbage", []):
+            if now - t >= GARBAGE_GRACE_S:
+                _remove(d / g)
+        for sub in ("raw", "users", "days", "persons", "keys", "meta"):
+            files.fsync_dir(d / sub)
+        files.write_json(d / MANIFEST, new)
+        st.manifest = new
+        result.version = version
+        return result
+
+    # -- pieces of a commit -------------------------------------------------------------------
+
+    def _uids(self, st: _AppState, openid: pa.Array) -> tuple[np.ndarray, list[str]]:
+        enc = openid.dictionary_encode()
+        distinct = enc.dictionary.to_pylist()
+        codes = np.empty(len(distinct), dtype=np.uint32)
+        new_openids: list[str] = []
+        uid_of = st.uid_of
+        for i, o in enumerate(distinct):
+            u = uid_of.get(o)
+            if u is None:
+                u = uid_of[o] = len(uid_of)
+                new_openids.append(o)
+            codes[i] = u
+        return codes[enc.indices.to_numpy(zero_copy_only=False)], new_openids
+
+    def _device_codes(self, st: _AppState, names: np.ndarray) -> np.ndarray:
+        arr = pa.array(names, pa.string())
+        enc = arr.dictionary_encode()
+        distinct = enc.dictionary.to_pylist()
+        table = np.zeros(len(distinct) + 1, dtype=np.int32)
+        for i, name in enumerate(distinct):
+            c = st.device_code.get(name)
+            if c is None:
+                st.device_names.append(name)
+                c = st.device_code[name] = len(st.device_names)
+            table[i] = c
+        idx = enc.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
+        return table[idx]
+
+    def _update_visits(self, d, tag, st, new, garbage, uid, day, time_ms, loc, plat, dev) -> None:
+        old = st.manifest
+        # first visit day per user
+        first = np.full(new["users"], NO_FIRST_DAY, dtype=np.int32)
+        if old["first_day"]:
+            prev = files.load_npy(d / old["first_day"], mmap=False)
+            first[: len(prev)] = prev
+            garbage.append(old["first_day"])
+        np.minimum.at(first, uid, day)
+        new["first_day"] = f"meta/first_day-{tag}.npy"
+        files.write_npy(d / new["first_day"], first)
+        # day summaries of every touched day, in parallel (numpy sorts release the GIL)
+        order = np.argsort(day, kind="stable")
+        days_sorted = day[order]
+        bounds = np.flatnonzero(np.diff(days_sorted)) + 1
+        groups = np.split(order, bounds)
+        snap = AppSnapshot(d, old)
+
+        def one(rows: np.ndarray) -> tuple[str, str, str | None]:
+            dn = int(day[rows[0]])
+            prev = snap.day(dn, with_times=True)
+            prev = {k: np.asarray(v) for k, v in prev.items()} if prev is not None else None
+            merged = merge_day(
+                prev,
+                uid[rows],
+                time_ms[rows],
+                {"loc": loc[rows], "plat": plat[rows], "dev": dev[rows]},
+            )
+            sub = f"days/{dn}-{tag}"
+            self._write_dir(d / sub, merged)
+            return str(dn), sub, old["days"].get(str(dn))
+
+        for dn, sub, prev_sub in self._pool.map(one, groups):
+            new["days"][dn] = sub
+            if prev_sub:
+                garbage.append(prev_sub)
+        if len(st.device_names) and (old["devices"] is None or _devices_changed(d, old, st)):
+            name = f"meta/devices-{tag}.json"
+            files.atomic_write_bytes(d / name, orjson.dumps(st.device_names))
+            if old["devices"]:
+                garbage.append(old["devices"])
+            new["devices"] = name
+
+    @staticmethod
+    def _write_dir(path: Path, arrays: dict[str, np.ndarray]) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        for k, v in arrays.items():
+            files.write_npy(path / f"{k}.npy", v)
+        files.fsync_dir(path)
+
+
+def _devices_changed(d: Path, old: dict, st: _AppState) -> bool:
+    return len(orjson.loads((d / old["devices"]).read_bytes())) != len(st.device_names)
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir():
+            for p in path.iterdir():
+                p.unlink()
+            path.rmdir()
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+class WriterLock:
+    """The store-wide write lock (an advisory ``flock``); blocks until free."""
+
+    def __init__(self, data_dir: Path):
+        self.path = data_dir / "writer.lock"
+        self._f = None
+
+    def __enter__(self):
+        self._f = open(self.path, "a+")
+        fcntl.flock(self._f.fileno(), fcntl.LOCK_EX)
+        self._f.seek(0)
+        self._f.truncate()
+        self._f.write(str(os.getpid()))
+        self._f.flush()
+        return self._f
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+        self._f.close()
