@@ -38,29 +38,24 @@ def _combine(col: Column) -> pa.Array | list:
     return col
 
 
-def map_distinct(col: Column, parse: ParseFn, absent: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Apply ``parse`` once per distinct value; returns (object values, object errors).
-
-    Absent results (``None``) are replaced by ``absent``.
-    """
+def encode(col: Column) -> tuple[list, np.ndarray]:
+    """(distinct values, index of each row's value); works for arrow arrays and lists."""
     col = _combine(col)
-    n = len(col)
     if isinstance(col, pa.Array):
         if pa.types.is_null(col.type):
-            return np.full(n, absent, dtype=object), _no_errors(n)
+            return [None], np.zeros(len(col), dtype=np.int64)
         enc = col.dictionary_encode()
         distinct = enc.dictionary.to_pylist() + [None]
         idx = pc.fill_null(enc.indices, len(distinct) - 1).to_numpy(zero_copy_only=False)
-        vals, errs = _parse_all(distinct, parse, absent)
-        return vals[idx], errs[idx]
+        return distinct, idx.astype(np.int64)
     cache: dict[tuple[type, Any], int] = {}
     distinct: list[Any] = []
-    idx = np.empty(n, dtype=np.int64)
+    idx = np.empty(len(col), dtype=np.int64)
     for i, v in enumerate(col):
         try:
             key = (type(v), v)
             j = cache.get(key)
-        except TypeError:  # unhashable (an object or array): parse it alone
+        except TypeError:  # unhashable (an object or array): a value of its own
             key, j = None, None
         if j is None:
             j = len(distinct)
@@ -68,6 +63,25 @@ def map_distinct(col: Column, parse: ParseFn, absent: Any = None) -> tuple[np.nd
             if key is not None:
                 cache[key] = j
         idx[i] = j
+    return distinct, idx
+
+
+def encode_pairs(a: Column, b: Column) -> tuple[list[tuple], np.ndarray]:
+    """Distinct (a, b) pairs of two columns and the index of each row's pair."""
+    da, ia = encode(a)
+    db, ib = encode(b)
+    combined = ia * len(db) + ib
+    uniq, inverse = np.unique(combined, return_inverse=True)
+    distinct = [(da[k // len(db)], db[k % len(db)]) for k in uniq.tolist()]
+    return distinct, inverse.reshape(-1)
+
+
+def map_distinct(col: Column, parse: ParseFn, absent: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``parse`` once per distinct value; returns (object values, object errors).
+
+    Absent results (``None``) are replaced by ``absent``.
+    """
+    distinct, idx = encode(col)
     vals, errs = _parse_all(distinct, parse, absent)
     return vals[idx], errs[idx]
 
@@ -239,3 +253,52 @@ def parse_ip_column(col: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             a, b, c, d = (int(x) for x in s.split("."))
             v4[i] = (a << 24) | (b << 16) | (c << 8) | d
     return vals, v4, errs
+
+
+class Coded:
+    """A low-cardinality column as distinct values plus one index per row.
+
+    Downstream steps (device names, idempotency keys, storage) work per distinct value and
+    take by index, instead of touching a Python object per row.
+    """
+
+    __slots__ = ("values", "idx")
+
+    def __init__(self, values: np.ndarray, idx: np.ndarray):
+        self.values = values  # object array; None for absent
+        self.idx = idx  # int64, one per row
+
+    @classmethod
+    def parse(cls, col: Column, parse: ParseFn) -> tuple[Coded, np.ndarray]:
+        """Parse once per distinct value; returns (coded canonical values, per-row errors)."""
+        distinct, idx = encode(col)
+        vals, errs = _parse_all(distinct, parse, None)
+        return cls(vals, idx), errs[idx]
+
+    @classmethod
+    def of_rows(cls, values: np.ndarray) -> Coded:
+        distinct, idx = encode(list(values))
+        return cls(np.array(distinct + [None], dtype=object)[:-1] if distinct else np.zeros(0, object), idx)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def take(self, rows: np.ndarray) -> Coded:
+        return Coded(self.values, self.idx[rows])
+
+    def rows(self) -> np.ndarray:
+        """One object per row (slow path, for small batches and tests)."""
+        return self.values[self.idx] if len(self.values) else np.full(len(self.idx), None, object)
+
+    def present(self) -> np.ndarray:
+        has = np.array([v is not None for v in self.values], dtype=bool)
+        return has[self.idx] if len(has) else np.zeros(len(self.idx), dtype=bool)
+
+    def arrow(self) -> pa.Array:
+        """A dictionary-encoded string array (nulls where absent)."""
+        vals = pa.array(list(self.values), pa.string())
+        if len(vals) == 0:
+            return pa.nulls(len(self.idx), pa.string())
+        absent = vals.is_null().to_numpy(zero_copy_only=False)[self.idx]
+        indices = pa.array(self.idx.astype(np.int32), mask=absent)
+        return pa.DictionaryArray.from_arrays(indices, vals)

@@ -78,37 +78,18 @@ def _platform(value: object) -> int | None:
     return p or None
 
 
-def _pair_column(a: C.Column, b: C.Column) -> list:
-    a = a.to_pylist() if isinstance(a, pa.Array | pa.ChunkedArray) else a
-    b = b.to_pylist() if isinstance(b, pa.Array | pa.ChunkedArray) else b
-    return list(zip(a, b, strict=True))
-
-
 def _location_column(chunk: RawChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    prov, city = chunk.columns["province"], chunk.columns["city"]
+    """Explicit locations, parsed once per distinct (province, city) pair."""
+    distinct, idx = C.encode_pairs(chunk.columns["province"], chunk.columns["city"])
+    vals, errs = C._parse_all(distinct, lambda pair: _location(*pair), None)
     n = len(chunk)
-    if isinstance(prov, pa.Array | pa.ChunkedArray) and isinstance(city, pa.Array | pa.ChunkedArray):
-        # Distinct (province, city) pairs through a struct dictionary: a few hundred at most.
-        pairs = pa.StructArray.from_arrays(
-            [C._combine(prov), C._combine(city)], names=["p", "c"]
-        )
-        enc = pairs.dictionary_encode() if hasattr(pairs, "dictionary_encode") else None
-        if enc is not None:
-            distinct = [(d["p"], d["c"]) for d in enc.dictionary.to_pylist()]
-            vals, errs = C._parse_all(distinct, lambda pc_: _location(*pc_), None)
-            idx = enc.indices.to_numpy(zero_copy_only=False)
-            vals, errs = vals[idx], errs[idx]
-        else:  # pragma: no cover - older pyarrow without struct dictionary encoding
-            vals, errs = C.map_distinct(_pair_column(prov, city), lambda pc_: _location(*pc_))
-    else:
-        vals, errs = C.map_distinct(_pair_column(prov, city), lambda pc_: _location(*pc_))
     pid = np.zeros(n, dtype=np.int32)
     cid = np.zeros(n, dtype=np.int32)
-    has = vals != None  # noqa: E711
-    if has.any():
-        pairs_arr = np.array(list(vals[has]), dtype=np.int32).reshape(-1, 2)
-        pid[has], cid[has] = pairs_arr[:, 0], pairs_arr[:, 1]
-    return pid, cid, errs
+    table = np.array([v if v is not None else (0, 0) for v in vals], dtype=np.int32).reshape(-1, 2)
+    if n:
+        pid[:] = table[idx, 0]
+        cid[:] = table[idx, 1]
+    return pid, cid, errs[idx]
 
 
 class Validator:
