@@ -52,8 +52,13 @@ def portrait(records: list[Rec], tz: ZoneInfo, begin: date, end: date) -> dict:
     new = {u for u in active if begin <= first[u] <= end}
 
     def user_values(u: str) -> dict:
-        mine = [(i, r) for i, r in visits if r.openid == u and begin <= local_day(r.time_ms, tz) <= end]
-        loc = _latest([((r.time_ms, i), (r.province, r.city)) for i, r in mine if r.province]) or (0, 0)
+        mine = [
+            (i, r) for i, r in visits if r.openid == u and begin <= local_day(r.time_ms, tz) <= end
+        ]
+        loc = _latest([((r.time_ms, i), (r.province, r.city)) for i, r in mine if r.province]) or (
+            0,
+            0,
+        )
         plat = _latest([((r.time_ms, i), r.platform) for i, r in mine if r.platform]) or 0
         dev = _latest([((r.time_ms, i), r.device) for i, r in mine if r.device])
         persons = [
@@ -94,7 +99,10 @@ def portrait(records: list[Rec], tz: ZoneInfo, begin: date, end: date) -> dict:
             plats[v["plat"]] = plats.get(v["plat"], 0) + 1
             name = v["dev"] or dims.UNKNOWN
             devs[name] = devs.get(name, 0) + 1
-        devices = sorted(({"name": k, "value": n} for k, n in devs.items()), key=lambda it: (-it["value"], it["name"]))
+        devices = sorted(
+            ({"name": k, "value": n} for k, n in devs.items()),
+            key=lambda it: (-it["value"], it["name"]),
+        )
         return {
             "province": _ranked(prov, regions.province_name),
             "city": _ranked(city, regions.city_name),

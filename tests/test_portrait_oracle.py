@@ -34,9 +34,32 @@ PLACES = [
     (["吉林", "吉林省"], ["吉林", "吉林市", 2202], 22, 2202),
     (["浙江"], [None], 33, 0),
 ]
-PLATFORMS = [("ios", 1), ("iPhone", 1), ("android", 2), ("ohos", 3), ("windows", 3), ("mac", 3), ("其他", 3)]
-PHONES = [("iPhone", "iPhone 12 Pro<iPhone13,3>"), ("HUAWEI", "NOH-AN00"), ("OPPO", "OPPO R9m"), ("Xiaomi", "M2012K11AC")]
-GENDERS = [(0, 0), (1, 1), (2, 2), ("未知", 0), ("男", 1), ("女", 2), ("unknown", 0), ("male", 1), ("female", 2)]
+PLATFORMS = [
+    ("ios", 1),
+    ("iPhone", 1),
+    ("android", 2),
+    ("ohos", 3),
+    ("windows", 3),
+    ("mac", 3),
+    ("其他", 3),
+]
+PHONES = [
+    ("iPhone", "iPhone 12 Pro<iPhone13,3>"),
+    ("HUAWEI", "NOH-AN00"),
+    ("OPPO", "OPPO R9m"),
+    ("Xiaomi", "M2012K11AC"),
+]
+GENDERS = [
+    (0, 0),
+    (1, 1),
+    (2, 2),
+    ("未知", 0),
+    ("男", 1),
+    ("女", 2),
+    ("unknown", 0),
+    ("male", 1),
+    ("female", 2),
+]
 
 
 @st.composite
@@ -47,7 +70,9 @@ def a_record(draw, tz_name: str, users: int, days: int):
     day = START + timedelta(days=draw(st.integers(0, days - 1)))
     # minutes around local midnight, or anywhere in the day
     minute = draw(st.one_of(st.integers(-3, 3), st.integers(0, 24 * 60 - 1)))
-    local = datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(minutes=minute, seconds=draw(st.integers(0, 59)))
+    local = datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(
+        minutes=minute, seconds=draw(st.integers(0, 59))
+    )
     t_ms = int(local.timestamp()) * 1000
     rec: dict = {"appid": "wxapp", "openid": openid}
     canon = oracle.Rec(kind=kind, openid=openid, time_ms=t_ms)
@@ -95,8 +120,20 @@ def a_record(draw, tz_name: str, users: int, days: int):
 def content_key(rec: dict, canon: oracle.Rec) -> tuple:
     if "event_id" in rec:
         return ("event", rec["event_id"])
-    return ("content", canon.kind, canon.openid, canon.time_ms, canon.province, canon.city,
-            canon.platform, canon.device, canon.gender, canon.age, rec.get("brand"), rec.get("model"))
+    return (
+        "content",
+        canon.kind,
+        canon.openid,
+        canon.time_ms,
+        canon.province,
+        canon.city,
+        canon.platform,
+        canon.device,
+        canon.gender,
+        canon.age,
+        rec.get("brand"),
+        rec.get("model"),
+    )
 
 
 @st.composite
@@ -112,7 +149,9 @@ def a_history(draw):
     return tz, recs, chunk
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(a_history())
 def test_engine_equals_oracle(tmp_path_factory, history):
     tz_name, recs, chunk_rows = history
@@ -184,8 +223,14 @@ def test_oracle_sanity_latest_wins_and_new_users():
         {"id": 2, "name": "android", "value": 1},
     ]
     assert doc["visit_uv_new"]["genders"] == [{"id": 2, "name": "女", "value": 1}]
-    assert doc["visit_uv"]["ages"] == [{"id": 2, "name": "18-24岁", "value": 1}, {"id": 6, "name": "50岁以上", "value": 1}]
-    assert doc["visit_uv"]["devices"] == [{"name": "OPPO R9", "value": 1}, {"name": "未知", "value": 1}]
+    assert doc["visit_uv"]["ages"] == [
+        {"id": 2, "name": "18-24岁", "value": 1},
+        {"id": 6, "name": "50岁以上", "value": 1},
+    ]
+    assert doc["visit_uv"]["devices"] == [
+        {"name": "OPPO R9", "value": 1},
+        {"name": "未知", "value": 1},
+    ]
 
 
 if __name__ == "__main__":  # pragma: no cover

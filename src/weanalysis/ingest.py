@@ -16,9 +16,9 @@ import pyarrow as pa
 from weanalysis import dims
 from weanalysis.enrich.pipeline import enrich
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, RawChunk, Reject, read_records
-from weanalysis.records.validate import PROFILE, VISIT, ValidChunk, Validator
+from weanalysis.records.validate import PROFILE, VISIT, Validator, ValidChunk
 from weanalysis.store import Batch, Store
-from weanalysis.store.dedup import TAG_CONTENT, TAG_EVENT, KeyBuilder, int_lanes, string_lanes
+from weanalysis.store.dedup import TAG_CONTENT, KeyBuilder, int_lanes, string_lanes
 
 AGE_BUCKETS = np.array([dims.age_bucket(a) for a in range(dims.MAX_AGE + 1)], dtype=np.int8)
 
@@ -58,31 +58,43 @@ def age_buckets(age: np.ndarray) -> np.ndarray:
     return out
 
 
-def record_keys(v: ValidChunk, rows: np.ndarray) -> np.ndarray:
-    """Idempotency keys: by event_id when there is one, else by the whole canonical record."""
-    take = pa.array(rows, type=pa.int64())
+def _coded_lanes(col) -> tuple[np.ndarray, np.ndarray]:
+    """Hash lanes of a coded column: one BLAKE2b per distinct value."""
+    lanes = string_lanes(pa.array(list(col.values) + [None], pa.string()))
+    return lanes[0][col.idx], lanes[1][col.idx]
+
+
+def content_lanes(v: ValidChunk, rows: np.ndarray) -> np.ndarray:
+    """The content part of the idempotency key: every canonical field but the user.
+
+    The writer mixes in the user's dense id (cheaper than hashing openid strings), and uses
+    the event id instead wherever there is one.
+    """
     n = len(rows)
-    event = v.event_id.take(take)
-    content = KeyBuilder(n, TAG_CONTENT)
-    content.add(string_lanes(v.openid.take(take))).add(int_lanes(v.time_ms[rows]))
-    content.add(int_lanes(v.gender[rows])).add(int_lanes(v.age[rows]))
+    k = KeyBuilder(n, TAG_CONTENT)
+    k.add(int_lanes(v.time_ms[rows])).add(int_lanes(v.gender[rows])).add(int_lanes(v.age[rows]))
     if v.kind == VISIT:
-        content.add(int_lanes(v.province[rows].astype(np.int64) << 32 | v.city[rows]))
-        content.add(int_lanes(v.platform[rows]))
-        for col in (v.ip, v.brand, v.model, v.user_agent):
-            content.add(string_lanes(pa.array(col[rows], pa.string())))
-    keys = content.keys()
-    has_event = event.is_valid().to_numpy(zero_copy_only=False)
-    if has_event.any():
-        ev = KeyBuilder(n, TAG_EVENT).add(string_lanes(event)).keys()
-        keys[has_event] = ev[has_event]
-    return keys
+        k.add(int_lanes(v.province[rows].astype(np.int64) << 32 | v.city[rows]))
+        k.add(int_lanes(v.platform[rows]))
+        ip = v.ip[rows]
+        v4 = v.ipv4[rows]
+        v6 = (v4 == 0) & (ip != None)  # noqa: E711
+        ip_lanes = [v4.astype(np.uint64), v4.astype(np.uint64)]
+        if v6.any():
+            h0, h1 = string_lanes(pa.array(ip[v6], pa.string()))
+            ip_lanes[0][v6], ip_lanes[1][v6] = h0, h1
+        k.add((ip_lanes[0], ip_lanes[1]))
+        for col in (v.brand, v.model, v.user_agent):
+            k.add(_coded_lanes(col.take(rows)))
+    return k.keys()
 
 
 class Ingestor:
     """Validates, enriches and stores chunks of one kind of record."""
 
-    def __init__(self, store: Store, kind: str = VISIT, on_reject: Callable[[Reject], None] | None = None):
+    def __init__(
+        self, store: Store, kind: str = VISIT, on_reject: Callable[[Reject], None] | None = None
+    ):
         self.store = store
         self.kind = kind
         self.validator = Validator(kind, lambda appid: store.catalog.get(appid) is not None)
@@ -128,18 +140,20 @@ class Ingestor:
             kind=v.kind,
             openid=v.openid.take(take),
             time_ms=v.time_ms[rows],
-            keys=record_keys(v, rows),
+            content=content_lanes(v, rows),
+            event_id=v.event_id.take(take),
             gender=v.gender[rows],
             age=age,
             age_bucket=age_buckets(age),
-            raw={"event_id": v.event_id.take(take)},
+            raw={},
         )
         if v.kind == VISIT:
             b.location = e.location[rows]
             b.platform = e.platform[rows]
-            b.device = e.device[rows]
-            for name in ("ip", "brand", "model", "user_agent"):
-                b.raw[name] = pa.array(getattr(v, name)[rows], pa.string())
+            b.device = e.device.take(rows)
+            b.raw["ip"] = pa.array(v.ip[rows], pa.string())
+            for name in ("brand", "model", "user_agent"):
+                b.raw[name] = getattr(v, name).take(rows).arrow()
         return b
 
     def ingest_sources(

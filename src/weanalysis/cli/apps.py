@@ -18,8 +18,17 @@ def app() -> None:
 
 @app.command("add")
 @click.argument("appid")
-@click.option("--secret", required=True, help="The app secret (8-128 characters); only a salted hash is stored.")
-@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="IANA time zone of the app's days.")
+@click.option(
+    "--secret",
+    required=True,
+    help="The app secret (8-128 characters); only a salted hash is stored.",
+)
+@click.option(
+    "--timezone",
+    default=DEFAULT_TIMEZONE,
+    show_default=True,
+    help="IANA time zone of the app's days.",
+)
 @click.pass_context
 def add(ctx: click.Context, appid: str, secret: str, timezone: str) -> None:
     """Register APPID with its secret and time zone."""
@@ -45,7 +54,9 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
             {
                 "appid": a.appid,
                 "timezone": a.timezone,
-                "created_at": datetime.fromtimestamp(a.created_at, UTC).isoformat(timespec="seconds"),
+                "created_at": datetime.fromtimestamp(a.created_at, UTC).isoformat(
+                    timespec="seconds"
+                ),
                 "users": m["users"],
                 "visits": m["counts"]["visits"],
                 "profiles": m["counts"]["profiles"],
@@ -59,4 +70,5 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
         return
     click.echo(f"{'appid':<24} {'timezone':<20} {'users':>10} {'visits':>12} {'profiles':>10}")
     for r in rows:
-        click.echo(f"{r['appid']:<24} {r['timezone']:<20} {r['users']:>10} {r['visits']:>12} {r['profiles']:>10}")
+        cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"])
+        click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*cells))

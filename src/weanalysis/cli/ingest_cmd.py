@@ -16,12 +16,44 @@ from weanalysis.records.validate import KINDS, VISIT
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--kind", type=click.Choice(KINDS), default=VISIT, show_default=True, help="What the files hold.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Force the format (default: by extension; '-' is JSON Lines).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on standard output.")
-@click.option("--rejects", type=click.Path(dir_okay=False, writable=True), default=None, help="Write each rejected record (file, line, reason, text) as JSON Lines to this file.")
-@click.option("--chunk-rows", type=click.IntRange(1000), default=DEFAULT_CHUNK_ROWS, show_default=True, help="Records per commit.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when standard error is a terminal).")
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default=VISIT,
+    show_default=True,
+    help="What the files hold.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Force the format (default: by extension; '-' is JSON Lines).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as one JSON object on standard output.",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write each rejected record (file, line, reason, text) as JSON Lines to this file.",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(1000),
+    default=DEFAULT_CHUNK_ROWS,
+    show_default=True,
+    help="Records per commit.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: when standard error is a terminal).",
+)
 @click.pass_context
 def ingest(ctx, files, kind, fmt, as_json, rejects, chunk_rows, progress) -> None:
     """Ingest FILE... (JSON Lines, CSV or Parquet; '-' reads JSON Lines from standard input).

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from weanalysis.enrich import devices, ipgeo, regions
+from weanalysis.records.columns import Coded
 from weanalysis.records.validate import PLATFORM_DEVTOOLS, ValidChunk
 
 FILTER_DEVTOOLS = "devtools"
@@ -28,7 +29,7 @@ class Enriched:
     visits: ValidChunk
     location: np.ndarray  # int16 dense location code (regions.LOCATIONS), 0 unknown
     platform: np.ndarray  # int8 platform id, 0 unknown
-    device: np.ndarray  # object: WeChat-style device name or None
+    device: Coded  # WeChat-style device names (None unknown)
     filtered: np.ndarray  # object: None or the filter reason
     ua_platform: np.ndarray = field(default=None)  # type: ignore[assignment]
     ua_device: np.ndarray = field(default=None)  # type: ignore[assignment]
@@ -37,36 +38,19 @@ class Enriched:
         self.filtered[mask & (self.filtered == None)] = reason  # noqa: E711
 
 
-def _distinct_apply(values: np.ndarray, fn: Callable) -> np.ndarray:
-    """fn over the distinct entries of an object array (None passed through as None)."""
-    out = np.full(len(values), None, dtype=object)
-    cache: dict = {}
-    for i, v in enumerate(values):
-        if v is None:
-            continue
-        r = cache.get(v, cache)
-        if r is cache:
-            r = cache[v] = fn(v)
-        out[i] = r
-    return out
-
-
 def step_devtools(e: Enriched) -> None:
     e.filter(e.visits.platform == PLATFORM_DEVTOOLS, FILTER_DEVTOOLS)
 
 
 def step_user_agent(e: Enriched) -> None:
-    infos = _distinct_apply(e.visits.user_agent, devices.ua_info)
-    n = len(infos)
-    bot = np.zeros(n, dtype=bool)
-    e.ua_platform = np.zeros(n, dtype=np.int8)
-    e.ua_device = np.full(n, None, dtype=object)
-    for i in np.flatnonzero(infos != None):  # noqa: E711
-        info = infos[i]
-        bot[i] = info.is_bot
-        e.ua_platform[i] = info.platform or 0
-        e.ua_device[i] = info.device
-    e.filter(bot, FILTER_BOT)
+    ua = e.visits.user_agent
+    infos = [None if v is None else devices.ua_info(v) for v in ua.values]
+    bot = np.array([bool(i and i.is_bot) for i in infos] + [False], dtype=bool)
+    plat = np.array([(i.platform or 0) if i else 0 for i in infos] + [0], dtype=np.int8)
+    names = np.array([i.device if i else None for i in infos] + [None], dtype=object)[:-1]
+    e.ua_platform = plat[ua.idx] if len(infos) else np.zeros(len(ua), np.int8)
+    e.ua_device = Coded(names, ua.idx)
+    e.filter(bot[ua.idx] if len(infos) else np.zeros(len(ua), bool), FILTER_BOT)
 
 
 def step_location(e: Enriched) -> None:
@@ -100,18 +84,24 @@ def step_platform(e: Enriched) -> None:
 
 
 def step_device(e: Enriched) -> None:
+    """brand + model when either is given, else what the user agent said."""
     v = e.visits
-    names = np.full(len(v), None, dtype=object)
-    has = (v.brand != None) | (v.model != None)  # noqa: E711
-    if has.any():
-        cache: dict = {}
-        for i in np.flatnonzero(has):
-            key = (v.brand[i], v.model[i])
-            name = cache.get(key, cache)
-            if name is cache:
-                name = cache[key] = devices.device_name(*key)
-            names[i] = name
-    e.device = np.where(names != None, names, e.ua_device)  # noqa: E711
+    nm = max(len(v.model.values), 1)
+    pair = v.brand.idx * nm + v.model.idx
+    # the user agent's device joins the key so one dictionary serves both sources
+    key = pair * (len(e.ua_device.values) + 1) + e.ua_device.idx
+    uniq, inverse = np.unique(key, return_inverse=True)
+    names = []
+    for k in uniq.tolist():
+        p, u = divmod(k, len(e.ua_device.values) + 1)
+        b, m = divmod(p, nm)
+        brand = v.brand.values[b] if len(v.brand.values) else None
+        model = v.model.values[m] if len(v.model.values) else None
+        name = devices.device_name(brand, model) if (brand or model) else None
+        if name is None and len(e.ua_device.values):
+            name = e.ua_device.values[u]
+        names.append(name)
+    e.device = Coded(np.array(names + [None], dtype=object)[:-1], inverse.reshape(-1))
 
 
 STEPS: list[tuple[str, Callable[[Enriched], None]]] = [
@@ -129,7 +119,7 @@ def enrich(visits: ValidChunk) -> Enriched:
         visits=visits,
         location=np.zeros(n, dtype=np.int16),
         platform=np.zeros(n, dtype=np.int8),
-        device=np.full(n, None, dtype=object),
+        device=Coded(np.zeros(0, dtype=object), np.zeros(n, dtype=np.int64)),
         filtered=np.full(n, None, dtype=object),
     )
     for _name, step in STEPS:

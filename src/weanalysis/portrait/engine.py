@@ -58,8 +58,13 @@ def _bincount_dict(values: np.ndarray, size: int) -> dict[int, int]:
 
 
 def _user_set(
-    mask: np.ndarray, loc: np.ndarray, plat: np.ndarray, dev: np.ndarray,
-    gender: np.ndarray, age: np.ndarray, device_names: list[str | None],
+    mask: np.ndarray,
+    loc: np.ndarray,
+    plat: np.ndarray,
+    dev: np.ndarray,
+    gender: np.ndarray,
+    age: np.ndarray,
+    device_names: list[str | None],
 ) -> UserSet:
     us = UserSet(total=int(mask.sum()))
     loc_counts = np.bincount(loc[mask].astype(np.int64), minlength=len(regions.LOCATIONS))

@@ -116,9 +116,11 @@ def map_scalar(col: Column, parse: ParseFn) -> tuple[list, np.ndarray]:
 
 def int_codes(values: np.ndarray, absent: int, dtype: type) -> np.ndarray:
     """An object array of ints/None (from :func:`map_distinct`) as a typed array."""
-    return np.array([absent if v is None else v for v in values], dtype=dtype) if len(
-        values
-    ) < 64 else _int_codes_fast(values, absent, dtype)
+    return (
+        np.array([absent if v is None else v for v in values], dtype=dtype)
+        if len(values) < 64
+        else _int_codes_fast(values, absent, dtype)
+    )
 
 
 def _int_codes_fast(values: np.ndarray, absent: int, dtype: type) -> np.ndarray:
@@ -166,7 +168,9 @@ def parse_time_column(col: Column, now_ms: int) -> tuple[np.ndarray, np.ndarray]
             errs = _time_range_errors(out, ok, now_ms)
             rest = np.flatnonzero(~ok)
             if len(rest):
-                vals, rerrs = map_scalar(col.take(pa.array(rest)), lambda v: fields.parse_time(v, now_ms))
+                vals, rerrs = map_scalar(
+                    col.take(pa.array(rest)), lambda v: fields.parse_time(v, now_ms)
+                )
                 out[rest] = [TIME_ABSENT if v is None else v for v in vals]
                 errs[rest] = rerrs
             return out, errs
@@ -204,7 +208,9 @@ def parse_id_column(
 ) -> tuple[pa.Array, np.ndarray]:
     """openid/event_id: validated strings as a pyarrow string array (nulls where absent)."""
     col = _combine(col)
-    if isinstance(col, pa.Array) and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+    if isinstance(col, pa.Array) and (
+        pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+    ):
         n = len(col)
         errs = _no_errors(n)
         lengths = pc.fill_null(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
@@ -231,7 +237,9 @@ def parse_ip_column(col: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     col = _combine(col)
     n = len(col)
     v4 = np.zeros(n, dtype=np.uint32)
-    if isinstance(col, pa.Array) and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+    if isinstance(col, pa.Array) and (
+        pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+    ):
         stripped = pc.utf8_trim_whitespace(col)
         is4 = pc.fill_null(pc.match_substring_regex(stripped, IPV4_RE), False)
         is4np = is4.to_numpy(zero_copy_only=False)
@@ -278,7 +286,9 @@ class Coded:
     @classmethod
     def of_rows(cls, values: np.ndarray) -> Coded:
         distinct, idx = encode(list(values))
-        return cls(np.array(distinct + [None], dtype=object)[:-1] if distinct else np.zeros(0, object), idx)
+        return cls(
+            np.array(distinct + [None], dtype=object)[:-1] if distinct else np.zeros(0, object), idx
+        )
 
     def __len__(self) -> int:
         return len(self.idx)
@@ -296,9 +306,10 @@ class Coded:
 
     def arrow(self) -> pa.Array:
         """A dictionary-encoded string array (nulls where absent)."""
-        vals = pa.array(list(self.values), pa.string())
-        if len(vals) == 0:
+        if len(self.values) == 0:
             return pa.nulls(len(self.idx), pa.string())
-        absent = vals.is_null().to_numpy(zero_copy_only=False)[self.idx]
+        # Parquet cannot store a null inside a dictionary: absent rows get a null index instead.
+        vals = pa.array(["" if v is None else v for v in self.values], pa.string())
+        absent = np.array([v is None for v in self.values], dtype=bool)[self.idx]
         indices = pa.array(self.idx.astype(np.int32), mask=absent)
         return pa.DictionaryArray.from_arrays(indices, vals)

@@ -154,9 +154,13 @@ def parse_gender(value: object) -> int | None:
         value = int(value)
     key = str(value).strip().lower() if isinstance(value, int | str) else None
     if key is None:
-        raise FieldError(f"must be 0/1/2, 未知/男/女 or unknown/male/female, not {_type_name(value)}")
+        raise FieldError(
+            f"must be 0/1/2, 未知/男/女 or unknown/male/female, not {_type_name(value)}"
+        )
     if key not in GENDER_WORDS:
-        raise FieldError(f"unknown gender {str(value)[:20]!r} (use 0/1/2, 未知/男/女, unknown/male/female)")
+        raise FieldError(
+            f"unknown gender {str(value)[:20]!r} (use 0/1/2, 未知/男/女, unknown/male/female)"
+        )
     return GENDER_WORDS[key] or None
 
 

@@ -57,7 +57,6 @@ class Reject:
     text: str
     kind: str = "record"  # the summary bucket: the field at fault, or json / csv
 
-
     def as_dict(self) -> dict:
         return {"file": self.source, "line": self.line, "reason": self.reason, "text": self.text}
 
@@ -113,7 +112,12 @@ def _cut(text: str) -> str:
 
 
 def rows_to_chunk(
-    source: str, rows: list[dict], lines: list[int], texts: list[str], rejects: list[Reject], nbytes: int
+    source: str,
+    rows: list[dict],
+    lines: list[int],
+    texts: list[str],
+    rejects: list[Reject],
+    nbytes: int,
 ) -> RawChunk:
     columns = {f: [r.get(f) for r in rows] for f in FIELDS}
     return RawChunk(
@@ -126,7 +130,9 @@ def rows_to_chunk(
     )
 
 
-def parse_json_objects(source: str, items: Iterator[tuple[int, bytes]], chunk_rows: int) -> Iterator[RawChunk]:
+def parse_json_objects(
+    source: str, items: Iterator[tuple[int, bytes]], chunk_rows: int
+) -> Iterator[RawChunk]:
     """(line number, raw bytes) pairs of JSON objects -> chunks; bad ones become rejects."""
     rows: list[dict] = []
     lines: list[int] = []

@@ -43,9 +43,9 @@ class ValidChunk:
     province: np.ndarray  # int32 explicit province id, 0 absent
     city: np.ndarray  # int32 explicit city id, 0 absent
     platform: np.ndarray  # int8: 0 absent, 1..3, PLATFORM_DEVTOOLS
-    brand: np.ndarray  # object
-    model: np.ndarray  # object
-    user_agent: np.ndarray  # object
+    brand: C.Coded
+    model: C.Coded
+    user_agent: C.Coded
     gender: np.ndarray  # int8: 0 absent, 1 男, 2 女
     age: np.ndarray  # int16: -1 absent
 
@@ -116,14 +116,20 @@ class Validator:
         appid, e = C.map_distinct(cols["appid"], self._appid)
         checks.append(("appid", e))
         checks.append(("appid", _missing(appid == None)))  # noqa: E711
-        openid, e = C.parse_id_column(cols["openid"], fields.parse_openid, fields.MAX_OPENID_CHARS, True)
+        openid, e = C.parse_id_column(
+            cols["openid"], fields.parse_openid, fields.MAX_OPENID_CHARS, True
+        )
         checks.append(("openid", e))
-        checks.append(("openid", _missing(np.asarray(openid.is_null().to_numpy(zero_copy_only=False)))))
+        checks.append(
+            ("openid", _missing(np.asarray(openid.is_null().to_numpy(zero_copy_only=False))))
+        )
         time_ms, e = C.parse_time_column(cols["time"], self.now_ms)
         checks.append(("time", e))
         if self.kind == VISIT:
             checks.append(("time", _missing(time_ms == TIME_ABSENT)))
-        event_id, e = C.parse_id_column(cols["event_id"], fields.parse_event_id, fields.MAX_EVENT_ID_CHARS, False)
+        event_id, e = C.parse_id_column(
+            cols["event_id"], fields.parse_event_id, fields.MAX_EVENT_ID_CHARS, False
+        )
         checks.append(("event_id", e))
         gender, e = C.map_distinct(cols["gender"], fields.parse_gender)
         checks.append(("gender", e))
@@ -137,14 +143,15 @@ class Validator:
             checks.append(("", e))  # the reason already names province or city
             platform, e = C.map_distinct(cols["platform"], _platform)
             checks.append(("platform", e))
-            brand, e = C.map_distinct(cols["brand"], fields.parse_brand)
+            brand, e = C.Coded.parse(cols["brand"], fields.parse_brand)
             checks.append(("brand", e))
-            model, e = C.map_distinct(cols["model"], fields.parse_model)
+            model, e = C.Coded.parse(cols["model"], fields.parse_model)
             checks.append(("model", e))
-            ua, e = C.map_distinct(cols["user_agent"], fields.parse_user_agent)
+            ua, e = C.Coded.parse(cols["user_agent"], fields.parse_user_agent)
             checks.append(("user_agent", e))
         else:
-            ip = brand = model = ua = np.full(n, None, dtype=object)
+            ip = np.full(n, None, dtype=object)
+            brand = model = ua = C.Coded(np.array([None], dtype=object), np.zeros(n, np.int64))
             ipv4 = np.zeros(n, dtype=np.uint32)
             province = city = np.zeros(n, dtype=np.int32)
             platform = np.zeros(n, dtype=object)
@@ -161,7 +168,9 @@ class Validator:
         rejects = list(chunk.rejects)
         for i in np.flatnonzero(bad):
             rejects.append(
-                Reject(chunk.source, int(chunk.lines[i]), reason[i], chunk.text_of(int(i)), field[i])
+                Reject(
+                    chunk.source, int(chunk.lines[i]), reason[i], chunk.text_of(int(i)), field[i]
+                )
             )
         keep = np.flatnonzero(~bad)
         take = pa.array(keep, type=pa.int64())
@@ -180,9 +189,9 @@ class Validator:
             province=province[keep],
             city=city[keep],
             platform=C.int_codes(platform[keep], 0, np.int8),
-            brand=brand[keep],
-            model=model[keep],
-            user_agent=ua[keep],
+            brand=brand.take(keep),
+            model=model.take(keep),
+            user_agent=ua.take(keep),
             gender=C.int_codes(gender[keep], 0, np.int8),
             age=C.int_codes(age[keep], -1, np.int16),
         )

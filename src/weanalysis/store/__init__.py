@@ -9,7 +9,16 @@ from weanalysis.store.catalog import App, Catalog, CatalogError
 from weanalysis.store.snapshot import AppSnapshot
 from weanalysis.store.writer import Batch, CommitResult, Writer
 
-__all__ = ["App", "AppSnapshot", "Batch", "Catalog", "CatalogError", "CommitResult", "Store", "Writer"]
+__all__ = [
+    "App",
+    "AppSnapshot",
+    "Batch",
+    "Catalog",
+    "CatalogError",
+    "CommitResult",
+    "Store",
+    "Writer",
+]
 
 
 class Store:

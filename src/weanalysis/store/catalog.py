@@ -59,7 +59,9 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise CatalogError(f"unknown time zone {name!r} (use an IANA name like Asia/Shanghai)") from None
+        raise CatalogError(
+            f"unknown time zone {name!r} (use an IANA name like Asia/Shanghai)"
+        ) from None
     return name
 
 

@@ -22,7 +22,12 @@ def local_days(time_ms: np.ndarray, tz: ZoneInfo) -> np.ndarray:
     uniq, inverse = np.unique(buckets, return_inverse=True)
     offsets = np.array(
         [
-            int(datetime.fromtimestamp(int(b) * BUCKET_MS / 1000, UTC).astimezone(tz).utcoffset().total_seconds())
+            int(
+                datetime.fromtimestamp(int(b) * BUCKET_MS / 1000, UTC)
+                .astimezone(tz)
+                .utcoffset()
+                .total_seconds()
+            )
             * 1000
             for b in uniq
         ],

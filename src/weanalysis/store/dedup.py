@@ -36,7 +36,7 @@ def _blake(s: str) -> tuple[int, int]:
 
 
 def string_lanes(values: pa.Array | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two uint64 lanes per string (absent -> a fixed sentinel); each distinct string hashed once."""
+    """Two uint64 lanes per string (absent: a fixed sentinel); each distinct one hashed once."""
     arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
     n = len(arr)
     if n == 0:
@@ -107,3 +107,15 @@ def contained(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     for i in np.flatnonzero(hi - lo > 1):  # equal first lanes: vanishingly rare
         found[i] = bool((sorted_keys[lo[i] : hi[i], 1] == keys[i, 1]).any())
     return found
+
+
+def record_keys(content: np.ndarray, uid: np.ndarray, event_id: pa.Array) -> np.ndarray:
+    """Final keys: the event id where there is one, else the content mixed with the user."""
+    n = len(uid)
+    keys = KeyBuilder(n, TAG_CONTENT).add((content[:, 0], content[:, 1])).add(int_lanes(uid)).keys()
+    has_event = event_id.is_valid().to_numpy(zero_copy_only=False)
+    if has_event.any():
+        ev = KeyBuilder(int(has_event.sum()), TAG_EVENT)
+        ev.add(string_lanes(event_id.filter(pa.array(has_event))))
+        keys[has_event] = ev.keys()
+    return keys

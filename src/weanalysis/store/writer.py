@@ -20,13 +20,13 @@ import orjson
 import pyarrow as pa
 
 from weanalysis.enrich import regions
+from weanalysis.records.columns import Coded
 from weanalysis.store import dedup, files
 from weanalysis.store.catalog import App
 from weanalysis.store.days import local_days
 from weanalysis.store.snapshot import MANIFEST, NO_FIRST_DAY, AppSnapshot, read_manifest
 from weanalysis.store.summaries import (
     UNDATED_SLOT,
-    VISIT_ATTRS,
     day_slot,
     merge_day,
     merge_person,
@@ -47,13 +47,14 @@ class Batch:
     kind: str
     openid: pa.Array
     time_ms: np.ndarray
-    keys: np.ndarray  # (n, 2) uint64 idempotency keys
+    content: np.ndarray  # (n, 2) uint64: the record's content key, without the user
+    event_id: pa.Array  # string, null where the record has no event id
     gender: np.ndarray  # int8, 0 unknown
     age: np.ndarray  # int16, -1 unknown
     age_bucket: np.ndarray  # int8, 0 unknown
     location: np.ndarray | None = None  # int16 location codes (visits)
     platform: np.ndarray | None = None  # int8 (visits)
-    device: np.ndarray | None = None  # object names (visits)
+    device: Coded | None = None  # device names (visits)
     raw: dict[str, pa.Array] = field(default_factory=dict)  # extra columns kept in the segment
 
     def __len__(self) -> int:
@@ -111,7 +112,12 @@ class Writer:
         # The lock is taken per commit, so that several writers (CLI ingests, the server's
         # collectors) interleave; each re-reads the manifest under the lock.
         with WriterLock(self.data_dir):
-            return self._commit(app, batch)
+            try:
+                return self._commit(app, batch)
+            except BaseException:
+                # In-memory state (user ids, devices, keys) may be ahead of the disk: reload.
+                self._states.pop(app.appid, None)
+                raise
 
     def _commit(self, app: App, batch: Batch) -> CommitResult:
         d = self.app_dir(app.appid)
@@ -126,10 +132,13 @@ class Writer:
         new["counts"] = dict(old["counts"])
         garbage: list[str] = []
 
-        # 1. Duplicates: within the batch, then against every stored key.
-        keep = dedup.first_occurrences(batch.keys)
+        # 1. Dense user ids (tentative for new users), then idempotency keys.
+        uid_all, fresh = self._lookup_uids(st, batch.openid)
+        keys = dedup.record_keys(batch.content, uid_all, batch.event_id)
+        # 2. Duplicates: within the batch, then against every stored key.
+        keep = dedup.first_occurrences(keys)
         for seg in st.keys:
-            keep &= ~dedup.contained(seg, batch.keys)
+            keep &= ~dedup.contained(seg, keys)
         idx = np.flatnonzero(keep)
         result = CommitResult(accepted=len(idx), duplicates=len(batch) - len(idx))
         if len(idx) == 0:
@@ -138,9 +147,11 @@ class Writer:
         take = pa.array(idx, type=pa.int64())
         openid = batch.openid.take(take)
         time_ms = batch.time_ms[idx]
-
-        # 2. Dense user ids, new users appended in order of appearance.
-        uid, new_openids = self._uids(st, openid)
+        uid, new_openids = self._assign_uids(st, uid_all[idx], fresh)
+        if new_openids:  # keys of new users were made with tentative ids: make them final
+            keys = dedup.record_keys(batch.content[idx], uid, batch.event_id.take(take))
+        else:
+            keys = keys[idx]
         num_users = len(st.uid_of)
         new["users"] = num_users
         if new_openids:
@@ -166,15 +177,18 @@ class Writer:
         }
         if batch.kind == "visit":
             loc = batch.location[idx]
-            dev_names = batch.device[idx]
+            dev_names = batch.device.take(idx)
             dev = self._device_codes(st, dev_names)
             raw.update(
                 province_id=regions.LOC_PROVINCE[loc],
                 city_id=regions.LOC_CITY[loc],
                 platform=batch.platform[idx],
-                device=pa.array(dev_names, pa.string()),
+                device=dev_names.arrow(),
             )
-            self._update_visits(d, tag, st, new, garbage, uid, day, time_ms, loc, batch.platform[idx], dev)
+            self._update_visits(
+                d, tag, st, new, garbage, uid, day, time_ms, loc, batch.platform[idx], dev
+            )
+        raw["event_id"] = batch.event_id.take(take)
         for k, v in batch.raw.items():
             raw[k] = v.take(take)
         seg = f"raw/{batch.kind}s-{tag}.parquet"
@@ -199,7 +213,7 @@ class Writer:
             new["persons"][name] = sub
 
         # 5. Keys of what was accepted.
-        keyseg = dedup.sort_keys(batch.keys[idx])
+        keyseg = dedup.sort_keys(keys)
         st.keys.append(keyseg)
         keys_names = [*old["keys"], f"keys/keys-{tag}.npy"]
         files.write_npy(d / keys_names[-1], keyseg)
@@ -228,33 +242,52 @@ class Writer:
 
     # -- pieces of a commit -------------------------------------------------------------------
 
-    def _uids(self, st: _AppState, openid: pa.Array) -> tuple[np.ndarray, list[str]]:
+    def _lookup_uids(self, st: _AppState, openid: pa.Array) -> tuple[np.ndarray, list[str]]:
+        """uid per row; openids not seen before get tentative ids from ``len(uid_of)`` on."""
         enc = openid.dictionary_encode()
         distinct = enc.dictionary.to_pylist()
-        codes = np.empty(len(distinct), dtype=np.uint32)
-        new_openids: list[str] = []
-        uid_of = st.uid_of
+        codes = np.empty(len(distinct), dtype=np.int64)
+        fresh: list[str] = []
+        base = len(st.uid_of)
+        get = st.uid_of.get
         for i, o in enumerate(distinct):
-            u = uid_of.get(o)
+            u = get(o)
             if u is None:
-                u = uid_of[o] = len(uid_of)
-                new_openids.append(o)
+                u = base + len(fresh)
+                fresh.append(o)
             codes[i] = u
-        return codes[enc.indices.to_numpy(zero_copy_only=False)], new_openids
+        return codes[enc.indices.to_numpy(zero_copy_only=False)], fresh
 
-    def _device_codes(self, st: _AppState, names: np.ndarray) -> np.ndarray:
-        arr = pa.array(names, pa.string())
-        enc = arr.dictionary_encode()
-        distinct = enc.dictionary.to_pylist()
-        table = np.zeros(len(distinct) + 1, dtype=np.int32)
-        for i, name in enumerate(distinct):
+    def _assign_uids(
+        self, st: _AppState, uid: np.ndarray, fresh: list[str]
+    ) -> tuple[np.ndarray, list[str]]:
+        """Make tentative ids final: only new users with an accepted record get an id."""
+        base = len(st.uid_of)
+        if not fresh:
+            return uid.astype(np.uint32), []
+        used = np.unique(uid[uid >= base])
+        final = np.arange(base, base + len(used), dtype=np.int64)
+        remap = np.full(len(fresh), -1, dtype=np.int64)
+        remap[used - base] = final
+        out = uid.copy()
+        is_new = out >= base
+        out[is_new] = remap[out[is_new] - base]
+        new_openids = [fresh[i] for i in (used - base).tolist()]
+        for i, o in enumerate(new_openids):
+            st.uid_of[o] = base + i
+        return out.astype(np.uint32), new_openids
+
+    def _device_codes(self, st: _AppState, names: Coded) -> np.ndarray:
+        table = np.zeros(len(names.values) + 1, dtype=np.int32)
+        for i, name in enumerate(names.values):
+            if name is None:
+                continue
             c = st.device_code.get(name)
             if c is None:
                 st.device_names.append(name)
                 c = st.device_code[name] = len(st.device_names)
             table[i] = c
-        idx = enc.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
-        return table[idx]
+        return table[names.idx]
 
     def _update_visits(self, d, tag, st, new, garbage, uid, day, time_ms, loc, plat, dev) -> None:
         old = st.manifest
