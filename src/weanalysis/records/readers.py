@@ -170,6 +170,15 @@ def read_jsonl(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]
 def read_csv(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]:
     """CSV with a header row, UTF-8 (a BOM is allowed). Empty cells are absent values."""
     text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    try:
+        yield from _read_csv_text(text, f, source, chunk_rows)
+    finally:
+        text.detach()  # the caller owns (and closes) the binary file
+
+
+def _read_csv_text(
+    text: io.TextIOWrapper, f: IO[bytes], source: str, chunk_rows: int
+) -> Iterator[RawChunk]:
     reader = csv.reader(text)
     try:
         header = next(reader)

@@ -65,7 +65,8 @@ def _location(province_value: object, city_value: object) -> tuple[int, int] | N
         raise fields.FieldError(f"city: {e}") from None
     if pc_ is not None:
         return pc_
-    return (pid, 0) if pid else None
+    # a municipality (and 香港, 澳门, 台湾, 海外) is its own single city
+    return (pid, regions.implied_city(pid)) if pid else None
 
 
 def _platform(value: object) -> int | None:
