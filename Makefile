@@ -23,7 +23,7 @@ lint: venv
 	$(PY) -m ruff format --check src tests bench scripts
 
 demo: venv
-	$(PY) -m weanalysis.demo_sample
+	$(VENV)/bin/weanalysis demo
 
 bench: venv
 	$(PY) -m bench

@@ -201,6 +201,11 @@ class IpLocator:
         self._codes_list: list[int] = self._codes.tolist()
         self.load_seconds = time.perf_counter() - t0
 
+    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first address, last address, location code) of every run, e.g. to sample addresses."""
+        ends = np.append(self._starts[1:].astype(np.uint64) - 1, 0xFFFFFFFF).astype(np.uint32)
+        return self._starts, ends, self._codes
+
     @property
     def n_runs(self) -> int:
         """Number of address runs with one location after merging."""
