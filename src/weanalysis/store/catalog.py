@@ -33,6 +33,20 @@ MIGRATIONS = [
         created_at REAL NOT NULL
     )
     """,
+    # 2: access tokens, looked up by SHA-256; pool is "token" or "stable". Only the current stable
+    # token is kept in plain text, because stable_token must hand out the same one after a restart.
+    """
+    CREATE TABLE tokens (
+        token_hash BLOB PRIMARY KEY,
+        appid TEXT NOT NULL REFERENCES apps (appid),
+        pool TEXT NOT NULL,
+        issued_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        plain TEXT
+    );
+    CREATE INDEX tokens_app_pool ON tokens (appid, pool, expires_at)
+    """,
 ]
 
 
@@ -79,7 +93,9 @@ class Catalog:
         try:
             (version,) = self.db.execute("PRAGMA user_version").fetchone()
             for i, ddl in enumerate(MIGRATIONS[version:], start=version + 1):
-                self.db.execute(ddl)
+                for statement in ddl.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {i}")
             self.db.execute("COMMIT")
         except BaseException:

@@ -35,6 +35,7 @@ def empty_manifest() -> dict:
         "raw": [],
         "counts": {"visits": 0, "profiles": 0},
         "garbage": [],
+        "changes": [],
     }
 
 
@@ -104,6 +105,19 @@ class AppSnapshot:
         if name is None:
             return [None]
         return [None, *orjson.loads((self.dir / name).read_bytes())]
+
+    def unchanged_up_to(self, since_version: int, end_day: int) -> bool:
+        """True when no commit after ``since_version`` touched a day <= ``end_day``.
+
+        An answer for a window ending on ``end_day`` depends only on records of days up to it
+        (SPEC.md 3), so a cached answer made at ``since_version`` is still exact.
+        """
+        if since_version == self.version:
+            return True
+        changes = self.manifest.get("changes", [])
+        if not changes or changes[0][0] > since_version + 1:
+            return False  # the log does not reach back that far
+        return all(day > end_day for v, day in changes if v > since_version)
 
     def key_segments(self) -> list[np.ndarray]:
         return [files.load_npy(self.dir / k, mmap=False) for k in self.manifest["keys"]]

@@ -33,6 +33,10 @@ from weanalysis.store.summaries import (
 )
 
 TIME_ABSENT = np.iinfo(np.int64).min
+# The manifest remembers the earliest day touched by each of its last commits, so that a reader
+# holding a cached answer for a window ending on day e can tell whether it is still exact.
+MAX_CHANGES = 1024
+UNDATED_DAY = -1
 # Key segments are merged into one when there are more than this many (LSM-style).
 MAX_KEY_SEGMENTS = 8
 # Files no longer named by the manifest are deleted this long after, so that a reader holding
@@ -225,7 +229,11 @@ class Writer:
             files.write_npy(d / keys_names[0], merged)
         new["keys"] = keys_names
 
-        # 6. Publish.
+        # 6. Publish, noting the earliest day this commit can affect (an undated profile: all).
+        earliest = int(day[dated].min()) if dated.any() else UNDATED_DAY
+        if not dated.all():
+            earliest = UNDATED_DAY
+        new["changes"] = [*old.get("changes", []), [version, earliest]][-MAX_CHANGES:]
         now = time.time()
         new["garbage"] = [g for g in old.get("garbage", []) if now - g[1] < GARBAGE_GRACE_S] + [
             [g, now] for g in garbage

@@ -1,0 +1,114 @@
+"""The ASGI application: WeChat-compatible routes, our own routes, logging, and the last guard."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from weanalysis import __version__
+from weanalysis.api.wechat_routes import CONTENT_TYPE, WeChatRoutes
+from weanalysis.auth.tokens import DEFAULT_TTL_S, TokenService
+from weanalysis.portrait.service import PortraitService
+from weanalysis.store import Store
+from weanalysis.wechat import errors as E
+from weanalysis.wechat.dialect import dumps, portrait_document
+
+access_log = logging.getLogger("weanalysis.access")
+log = logging.getLogger("weanalysis.api")
+WECHAT_PREFIXES = ("/cgi-bin/", "/datacube/")
+
+
+class RequestLog:
+    """One line per request: method, path (never the query: it holds tokens), errcode, time.
+
+    Also the last guard: an exception that escapes everything becomes a JSON error, never a
+    traceback or an HTML page.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        state = scope.setdefault("state", {})
+        status = {"code": 0, "sent": False}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["sent"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not status["sent"]:
+                wechat = scope["path"].startswith(WECHAT_PREFIXES)
+                body = orjson.dumps(
+                    E.error_body(E.SYSTEM_ERROR) if wechat else {"error": "internal error"}
+                )
+                ctype = CONTENT_TYPE if wechat else "application/json"
+                await send_wrapper(
+                    {
+                        "type": "http.response.start",
+                        "status": 200 if wechat else 500,
+                        "headers": [(b"content-type", ctype.encode())],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                state["errcode"] = E.SYSTEM_ERROR if wechat else None
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            errcode = state.get("errcode")
+            hint = state.get("hint")
+            access_log.info(
+                "%s %s %s errcode=%s %.1fms%s",
+                scope["method"],
+                scope["path"],
+                status["code"],
+                "-" if errcode is None else errcode,
+                ms,
+                f" ({hint})" if hint else "",
+            )
+
+
+def create_app(store: Store, token_ttl: int = DEFAULT_TTL_S) -> FastAPI:
+    """The whole HTTP API over one data folder."""
+    tokens = TokenService(store.catalog, token_ttl)
+    portraits = PortraitService(store, lambda result: dumps(portrait_document(result)))
+    app = FastAPI(
+        title="weanalysis",
+        version=__version__,
+        description="Self-hosted user portrait (用户画像). The WeChat-compatible routes "
+        "(/cgi-bin/token, /cgi-bin/stable_token, /datacube/getweanalysisappiduserportrait) "
+        "follow WeChat's documentation and are not described here.",
+        docs_url=None,  # the interactive docs load scripts from a CDN; this service is offline
+        redoc_url=None,
+    )
+    app.state.store = store
+    app.state.tokens = tokens
+    app.state.portraits = portraits
+    for route in WeChatRoutes(store.catalog, tokens, portraits).routes():
+        route.include_in_schema = False
+        app.router.routes.append(route)
+
+    @app.get("/healthz", summary="Liveness and readiness for load balancers")
+    def healthz() -> dict:
+        store.catalog.db.execute("SELECT 1").fetchone()
+        return {"status": "ok", "version": __version__}
+
+    @app.exception_handler(404)
+    async def not_found(request, exc):
+        return JSONResponse({"error": "not found", "path": request.url.path}, status_code=404)
+
+    app.add_middleware(RequestLog)
+    return app

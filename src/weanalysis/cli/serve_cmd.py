@@ -1,0 +1,51 @@
+"""``weanalysis serve``: the HTTP API (WeChat-compatible routes and our own)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from weanalysis.auth.tokens import DEFAULT_TTL_S
+from weanalysis.cli.common import open_store
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
+@click.option(
+    "--token-ttl",
+    type=click.IntRange(1),
+    default=DEFAULT_TTL_S,
+    show_default=True,
+    help="Seconds an access token stays valid.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_context
+def serve(ctx, host, port, token_ttl, log_level) -> None:
+    """Serve the WeChat-compatible API and /healthz over the data folder."""
+    import uvicorn
+
+    from weanalysis.api.app import create_app
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    store = open_store(ctx)
+    app = create_app(store, token_ttl=token_ttl)
+    click.echo(f"serving {store.dir} on http://{host}:{port} (token TTL {token_ttl}s)", err=True)
+    # uvicorn's own access log prints query strings, which carry access tokens: ours does not
+    uvicorn.run(
+        app, host=host, port=port, access_log=False, log_level=log_level, server_header=False
+    )

@@ -1,0 +1,67 @@
+"""Portrait answers for servers: current snapshots and a cache of finished documents.
+
+An answer for a window ending on day ``e`` depends only on records of days ``<= e`` (SPEC.md
+section 3). The manifest logs the earliest day each commit touched, so a cached document stays
+in use until a commit touches a day inside or before its window — however many other commits
+land meanwhile (new days, other windows).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import date
+
+from weanalysis.portrait.engine import compute
+from weanalysis.portrait.query import PortraitQuery, PortraitResult
+from weanalysis.store import AppSnapshot, Store
+
+MAX_CACHED = 4096
+
+
+class PortraitService:
+    def __init__(
+        self, store: Store, render: Callable[[PortraitResult], bytes], max_cached: int = MAX_CACHED
+    ):
+        self.store = store
+        self.render = render
+        self.max_cached = max_cached
+        self._snaps: dict[str, AppSnapshot] = {}
+        self._cache: OrderedDict[tuple[str, int, int], tuple[int, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, int, int], threading.Lock] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def snapshot(self, appid: str) -> AppSnapshot:
+        snap = self._snaps.get(appid)
+        if snap is None or not snap.is_current():
+            snap = self._snaps[appid] = self.store.snapshot(appid)
+        return snap
+
+    def document(self, appid: str, begin: date, end: date) -> bytes:
+        """The rendered answer for the window, from the cache when it is still exact."""
+        q = PortraitQuery.of(appid, begin, end)
+        key = (appid, q.begin, q.end)
+        snap = self.snapshot(appid)
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one computation per window at a time; the others wait and reuse it
+            with self._lock:
+                hit = self._cache.get(key)
+            if hit is not None and snap.unchanged_up_to(hit[0], q.end):
+                with self._lock:
+                    self._cache[key] = (snap.version, hit[1])
+                    self._cache.move_to_end(key)
+                    self.hits += 1
+                return hit[1]
+            body = self.render(compute(snap, q))
+            with self._lock:
+                self.misses += 1
+                self._cache[key] = (snap.version, body)
+                self._cache.move_to_end(key)
+                while len(self._cache) > self.max_cached:
+                    old, _ = self._cache.popitem(last=False)
+                    self._key_locks.pop(old, None)
+            return body

@@ -1,0 +1,63 @@
+"""WeChat's error vocabulary: errcodes, their exact texts, and the ``rid`` suffix.
+
+Some SDKs match on these texts (EasyWeChat 6 retries only when a 42001 says
+``access_token expired``), so they are WeChat's own words.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+SYSTEM_ERROR = -1
+INVALID_CREDENTIAL = 40001
+INVALID_GRANT_TYPE = 40002
+INVALID_APPID = 40013
+INVALID_URL = 40066
+INVALID_APPSECRET = 40125
+ACCESS_TOKEN_MISSING = 41001
+APPID_MISSING = 41002
+APPSECRET_MISSING = 41004
+ACCESS_TOKEN_EXPIRED = 42001
+REQUIRE_GET = 43001
+REQUIRE_POST = 43002
+EMPTY_POST_DATA = 44002
+DATA_FORMAT_ERROR = 47001
+DATE_FORMAT_ERROR = 61500
+DATE_RANGE_ERROR = 61501
+
+MESSAGES = {
+    SYSTEM_ERROR: "system error",
+    INVALID_CREDENTIAL: "invalid credential, access_token is invalid or not latest",
+    INVALID_GRANT_TYPE: "invalid grant_type",
+    INVALID_APPID: "invalid appid",
+    INVALID_URL: "invalid url",
+    INVALID_APPSECRET: "invalid appsecret",
+    ACCESS_TOKEN_MISSING: "access_token missing",
+    APPID_MISSING: "appid missing",
+    APPSECRET_MISSING: "appsecret missing",
+    ACCESS_TOKEN_EXPIRED: "access_token expired",
+    REQUIRE_GET: "require GET method",
+    REQUIRE_POST: "require POST method",
+    EMPTY_POST_DATA: "empty post data",
+    DATA_FORMAT_ERROR: "data format error",
+    DATE_FORMAT_ERROR: "date format error",
+    DATE_RANGE_ERROR: "date range error",
+}
+
+
+class WeChatError(Exception):
+    """An answer with a non-zero errcode; ``hint`` goes to the server log, not to the client."""
+
+    def __init__(self, errcode: int, hint: str = ""):
+        super().__init__(f"{errcode} {MESSAGES[errcode]}" + (f" ({hint})" if hint else ""))
+        self.errcode = errcode
+        self.hint = hint
+
+
+def rid() -> str:
+    """A request id in WeChat's shape: three groups of eight hex digits."""
+    return "-".join(secrets.token_hex(4) for _ in range(3))
+
+
+def error_body(errcode: int) -> dict:
+    return {"errcode": errcode, "errmsg": f"{MESSAGES[errcode]} rid: {rid()}"}
