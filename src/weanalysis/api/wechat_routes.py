@@ -154,16 +154,17 @@ class WeChatRoutes:
     async def user_portrait(self, request: Request) -> Response:
         if request.method != "POST":
             raise E.WeChatError(E.REQUIRE_POST)
-        appid = await run_in_threadpool(
-            self._app_of_token, request.query_params.get("access_token")
-        )
+        # the common case (a kept answer) runs on the event loop: no thread hops
+        appid = self._app_of_token(request.query_params.get("access_token"))
         body = await self._json_object(request)
         begin, end = _dates(body)
         app = self.catalog.get(appid)
         yesterday = datetime.now(app.tz).date() - timedelta(days=1)
         if begin > end or not span_ok(begin, end) or end > yesterday:
             raise E.WeChatError(E.DATE_RANGE_ERROR)
-        doc = await run_in_threadpool(self.portraits.document, appid, begin, end)
+        doc = self.portraits.cached(appid, begin, end)
+        if doc is None:
+            doc = await run_in_threadpool(self.portraits.document, appid, begin, end)
         return wechat_response(doc, 0, request)
 
     async def unknown(self, request: Request) -> Response:

@@ -28,6 +28,9 @@ TOKEN_BYTES = 96  # 128 URL-safe characters, like WeChat's long tokens
 # Expired tokens are kept a day, so that their use is told apart (42001) from garbage (40001).
 KEEP_EXPIRED_S = 86_400
 POOL_TOKEN, POOL_STABLE = "token", "stable"
+# Checks are remembered this long, so a busy server does not hash and query per request; a
+# change made through this process (re-issue, force_refresh) drops them at once.
+CHECK_CACHE_S = 1.0
 
 
 class TokenState(Enum):
@@ -61,6 +64,7 @@ class TokenService:
         self.clock = clock
         # one connection shared by the server's threads: serialise its use
         self._lock = threading.Lock()
+        self._checked: dict[str, tuple[float, str | None, float, bool]] = {}
 
     def _insert(self, appid: str, pool: str, now: float) -> Issued:
         token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -81,6 +85,7 @@ class TokenService:
     def issue(self, appid: str) -> Issued:
         """A new token of the ``token`` pool; older ones of the pool expire within OVERLAP_S."""
         now = self.clock()
+        self._checked.clear()
         with self._lock:
             db = self.catalog.db
             db.execute("BEGIN IMMEDIATE")
@@ -101,6 +106,7 @@ class TokenService:
     def stable(self, appid: str, force_refresh: bool = False) -> Issued:
         """The app's stable token: the same while valid; a new one (old revoked) when forced."""
         now = self.clock()
+        self._checked.clear()
         with self._lock:
             db = self.catalog.db
             db.execute("BEGIN IMMEDIATE")
@@ -130,13 +136,21 @@ class TokenService:
 
     def check(self, token: str) -> Check:
         now = self.clock()
-        with self._lock:
-            row = self.catalog.db.execute(
-                "SELECT appid, expires_at, revoked FROM tokens WHERE token_hash = ?",
-                (_hash(token),),
-            ).fetchone()
-        if row is None or row[2]:
+        hit = self._checked.get(token)
+        if hit is not None and now - hit[0] < CHECK_CACHE_S:
+            _, appid, expires_at, revoked = hit
+        else:
+            with self._lock:
+                row = self.catalog.db.execute(
+                    "SELECT appid, expires_at, revoked FROM tokens WHERE token_hash = ?",
+                    (_hash(token),),
+                ).fetchone()
+            appid, expires_at, revoked = row if row is not None else (None, 0.0, True)
+            if len(self._checked) > 10_000:
+                self._checked.clear()
+            self._checked[token] = (now, appid, expires_at, bool(revoked))
+        if appid is None or revoked:
             return Check(TokenState.UNKNOWN)
-        if row[1] <= now:
-            return Check(TokenState.EXPIRED, row[0])
-        return Check(TokenState.VALID, row[0])
+        if expires_at <= now:
+            return Check(TokenState.EXPIRED, appid)
+        return Check(TokenState.VALID, appid)

@@ -40,6 +40,21 @@ class PortraitService:
             snap = self._snaps[appid] = self.store.snapshot(appid)
         return snap
 
+    def cached(self, appid: str, begin: date, end: date) -> bytes | None:
+        """The kept answer if it is still exact, else None (cheap: no computation)."""
+        q = PortraitQuery.of(appid, begin, end)
+        key = (appid, q.begin, q.end)
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        snap = self.snapshot(appid)
+        if not snap.unchanged_up_to(hit[0], q.end):
+            return None
+        with self._lock:
+            self._cache[key] = (snap.version, hit[1])
+            self.hits += 1
+        return hit[1]
+
     def document(self, appid: str, begin: date, end: date) -> bytes:
         """The rendered answer for the window, from the cache when it is still exact."""
         q = PortraitQuery.of(appid, begin, end)
