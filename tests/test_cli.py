@@ -296,3 +296,77 @@ def test_empty_window_has_all_six_empty_lists(run):
         "visit_uv_new": empty,
         "visit_uv": empty,
     }
+
+
+def test_stdin_in_every_format(run, tmp_path):
+    run("app", "add", "wx1", "--secret", "12345678")
+    csv_text = "appid,openid,time\nwx1,c1,2017-06-11T08:00:00+08:00\n"
+    r = run("ingest", "--json", "--format", "csv", "-", input=csv_text)
+    assert r.exit_code == 0 and json.loads(r.output)["accepted"] == 1
+    pq_path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"appid": ["wx1"], "openid": ["p1"], "time": [1497139200000]}), pq_path)
+    r = run("ingest", "--json", "--format", "parquet", "-", input=pq_path.read_bytes())
+    assert r.exit_code == 0 and json.loads(r.output)["accepted"] == 1
+
+
+def test_an_unreadable_file_is_refused_before_anything_is_stored(run, tmp_path):
+    run("app", "add", "wx1", "--secret", "12345678")
+    good = write_jsonl(
+        tmp_path / "good.jsonl", [{"appid": "wx1", "openid": "a", "time": DAY1.format("08:00:00")}]
+    )
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    r = run("ingest", "--json", good, "bad.parquet")
+    assert r.exit_code == 2 and "bad.parquet" in r.output and "Parquet" in r.output
+    assert json.loads(run("ingest", "--json", good).output)["accepted"] == 1  # nothing was stored
+    r = run("ingest", str(tmp_path))
+    assert r.exit_code == 2 and "is a directory" in r.output
+
+
+def test_a_file_failing_midway_reports_what_was_stored(run, tmp_path):
+    run("app", "add", "wx1", "--secret", "12345678")
+    good = write_jsonl(
+        tmp_path / "good.jsonl", [{"appid": "wx1", "openid": "a", "time": DAY1.format("08:00:00")}]
+    )
+    (tmp_path / "latin1.csv").write_bytes(
+        "appid,openid,time\nwx1,caf\xe9,1497139200\n".encode("latin-1")
+    )
+    r = run("ingest", "--json", good, "latin1.csv")
+    assert r.exit_code == 2
+    out = json.loads(r.output.splitlines()[0])
+    assert out["accepted"] == 1 and "latin1.csv" in out["error"]
+
+
+def test_plain_summary_shows_the_first_rejects(run, tmp_path):
+    run("app", "add", "wx1", "--secret", "12345678")
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {"appid": "wx1", "openid": "a", "time": "yesterday"},
+            {"appid": "wx1", "openid": "b", "time": DAY1.format("08:00:00"), "age": 200},
+        ],
+    )
+    r = run("ingest", bad)
+    assert r.exit_code == 1
+    assert f"{bad}:1: time: cannot parse 'yesterday'" in r.output
+    assert f"{bad}:2: age: 200 is outside 0-150" in r.output
+    assert "add --rejects FILE" in r.output
+    r = run("ingest", "--rejects", "-", bad)
+    assert r.exit_code == 1
+
+
+def test_read_only_commands_do_not_create_a_data_folder(run, tmp_path):
+    r = run("--data", str(tmp_path / "nothing"), "app", "list")
+    assert r.exit_code == 0 and "no apps" in r.output
+    assert not (tmp_path / "nothing").exists()
+    r = run(
+        "--data",
+        str(tmp_path / "nothing"),
+        "portrait",
+        "--appid",
+        "wx1",
+        "--begin",
+        "20170611",
+        "--end",
+        "20170611",
+    )
+    assert r.exit_code == 2 and "no data folder" in r.output

@@ -231,7 +231,7 @@ def test_parquet_typed_columns(tmp_path):
         }
     )
     pq.write_table(table, path)
-    chunk = next(read_parquet(str(path), 1000))
+    chunk = next(read_parquet(str(path), 1000, str(path)))
     valid, rejects = Validator("visit", lambda a: True, now_ms=NOW).validate(chunk)
     assert list(valid.time_ms) == [T, T]
     assert list(valid.age) == [20, -1]
@@ -248,7 +248,7 @@ def test_parquet_naive_timestamp_is_rejected(tmp_path):
         pa.table({"appid": ["wx1"], "openid": ["a"], "time": pa.array([T], pa.timestamp("ms"))}),
         path,
     )
-    chunk = next(read_parquet(str(path), 1000))
+    chunk = next(read_parquet(str(path), 1000, str(path)))
     valid, rejects = Validator("visit", lambda a: True, now_ms=NOW).validate(chunk)
     assert len(valid) == 0 and "no time zone" in rejects[0].reason
 
@@ -257,7 +257,7 @@ def test_parquet_string_times_fast_and_slow_paths(tmp_path):
     path = tmp_path / "v.parquet"
     times = ["2017-06-11T08:00:00+08:00", "2017-06-11T00:00:00.5Z", "1497139200", "bad"]
     pq.write_table(pa.table({"appid": ["wx1"] * 4, "openid": list("abcd"), "time": times}), path)
-    chunk = next(read_parquet(str(path), 1000))
+    chunk = next(read_parquet(str(path), 1000, str(path)))
     valid, rejects = Validator("visit", lambda a: True, now_ms=NOW).validate(chunk)
     assert list(valid.time_ms) == [T, T + 500, T]
     assert [r.line for r in rejects] == [4]

@@ -161,19 +161,36 @@ class Ingestor:
         sources: Iterable[tuple[str, str]],
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         stdin: IO[bytes] | None = None,
-        progress: Callable[[str, int], None] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> tuple[Summary, list[tuple[str, Summary]]]:
+        """Ingest every source in turn; ``progress`` gets byte counts as they are read.
+
+        A source that cannot be read raises :class:`SourceError`, which carries what the
+        sources before it (and the part of it already read) stored.
+        """
         total = Summary()
         per_file: list[tuple[str, Summary]] = []
         for path, fmt in sources:
             fs = Summary()
-            for chunk in read_records(path, fmt, chunk_rows, stdin=stdin):
-                fs.add(self.ingest_chunk(chunk))
-                if progress:
-                    progress(path, chunk.bytes_read)
             per_file.append((path, fs))
+            try:
+                for chunk in read_records(path, fmt, chunk_rows, stdin=stdin, on_bytes=progress):
+                    fs.add(self.ingest_chunk(chunk))
+            except (ValueError, OSError, UnicodeDecodeError, pa.ArrowException) as e:
+                total.add(fs)
+                msg = str(e) if str(e).startswith(path) else f"{path}: {e}"
+                raise SourceError(msg, total, per_file) from None
             total.add(fs)
         return total, per_file
 
 
-__all__ = ["PROFILE", "VISIT", "Ingestor", "Summary"]
+class SourceError(Exception):
+    """A source could not be read; what was stored before stays stored (and is summarised)."""
+
+    def __init__(self, message: str, total: Summary, per_file: list[tuple[str, Summary]]):
+        super().__init__(message)
+        self.total = total
+        self.per_file = per_file
+
+
+__all__ = ["PROFILE", "VISIT", "Ingestor", "SourceError", "Summary"]

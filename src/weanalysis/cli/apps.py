@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.settings import data_dir
 from weanalysis.store import CatalogError
 from weanalysis.store.catalog import DEFAULT_TIMEZONE
 
@@ -45,6 +46,15 @@ def add(ctx: click.Context, appid: str, secret: str, timezone: str) -> None:
 @click.pass_context
 def list_apps(ctx: click.Context, as_json: bool) -> None:
     """List the registered apps."""
+    path = data_dir(ctx.obj.get("data") if ctx.obj else None)
+    if not (path / "catalog.sqlite").exists():
+        if as_json:
+            echo_json([])
+        else:
+            click.echo(
+                f"no apps yet (no data folder at {path}): weanalysis app add APPID --secret S"
+            )
+        return
     store = open_store(ctx)
     apps = store.catalog.list()
     rows = []

@@ -11,8 +11,12 @@ from weanalysis.settings import data_dir
 from weanalysis.store import Store
 
 
-def open_store(ctx: click.Context) -> Store:
-    return Store(data_dir(ctx.obj.get("data") if ctx.obj else None))
+def open_store(ctx: click.Context, create: bool = True) -> Store:
+    """The data folder's store; read-only commands pass ``create=False``: absent is an error."""
+    path = data_dir(ctx.obj.get("data") if ctx.obj else None)
+    if not create and not (path / "catalog.sqlite").exists():
+        fail(f"no data folder at {path} (set --data or WEANALYSIS_DATA, or run weanalysis app add)")
+    return Store(path)
 
 
 def echo_json(obj: object, pretty: bool = False) -> None:

@@ -69,7 +69,7 @@ def demo_cmd(ctx, users, days, seed) -> None:
             disable=None,
         ) as bar:
             total, _ = ing.ingest_sources(
-                [(str(path), "jsonl")], progress=lambda _p, n, bar=bar: bar.update(n)
+                [(str(path), "jsonl")], progress=lambda n, bar=bar: bar.update(n)
             )
         ing.close()
         click.echo(

@@ -9,9 +9,17 @@ import click
 import orjson
 
 from weanalysis.cli.common import echo_json, fail, open_store
-from weanalysis.ingest import Ingestor
-from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, FORMATS, Reject, detect_format
+from weanalysis.ingest import Ingestor, SourceError, Summary
+from weanalysis.records.readers import (
+    DEFAULT_CHUNK_ROWS,
+    FORMATS,
+    Reject,
+    check_readable,
+    detect_format,
+)
 from weanalysis.records.validate import KINDS, VISIT
+
+SHOWN_REJECTS = 5  # without --rejects, the first few are printed so the user sees why
 
 
 @click.command()
@@ -38,9 +46,9 @@ from weanalysis.records.validate import KINDS, VISIT
 )
 @click.option(
     "--rejects",
-    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
     default=None,
-    help="Write each rejected record (file, line, reason, text) as JSON Lines to this file.",
+    help="Write rejected records (file, line, reason, text) as JSON Lines; '-': stderr.",
 )
 @click.option(
     "--chunk-rows",
@@ -56,54 +64,78 @@ from weanalysis.records.validate import KINDS, VISIT
 )
 @click.pass_context
 def ingest(ctx, files, kind, fmt, as_json, rejects, chunk_rows, progress) -> None:
-    """Ingest FILE... (JSON Lines, CSV or Parquet; '-' reads JSON Lines from standard input).
+    """Ingest FILE... (JSON Lines, CSV or Parquet; '-' reads standard input).
 
-    Exit status: 0 when every record was accepted, filtered or a duplicate; 1 when some were
-    rejected; 2 for a usage error.
+    Prints accepted / duplicates / filtered / rejected counts. Exit status: 0 when no record was
+    rejected, 1 when some were, 2 for a usage error or an unreadable file (what was read before
+    it stays stored, and the summary says so).
     """
     sources = []
     for path in files:
-        if path != "-" and not os.path.isfile(path):
-            fail(f"no such file: {path}")
-        if path != "-" and not os.access(path, os.R_OK):
-            fail(f"cannot read {path}")
+        if path != "-":
+            if os.path.isdir(path):
+                fail(f"{path} is a directory, not a file")
+            if not os.path.isfile(path):
+                fail(f"no such file: {path}")
+            if not os.access(path, os.R_OK):
+                fail(f"cannot read {path}")
         try:
-            sources.append((path, detect_format(path, fmt)))
+            f = detect_format(path, fmt)
+            check_readable(path, f)
         except ValueError as e:
             fail(str(e))
+        sources.append((path, f))
     store = open_store(ctx)
-    rej_file = open(rejects, "wb") if rejects else None  # noqa: SIM115 - closed below
+    shown: list[Reject] = []
+    if rejects == "-":
+        rej_file = sys.stderr.buffer
+    else:
+        rej_file = open(rejects, "wb") if rejects else None  # noqa: SIM115 - closed below
 
     def on_reject(r: Reject) -> None:
         if rej_file:
             rej_file.write(orjson.dumps(r.as_dict()) + b"\n")
+        elif len(shown) < SHOWN_REJECTS:
+            shown.append(r)
 
     total_bytes = sum(os.path.getsize(p) for p, _ in sources if p != "-")
     show = progress if progress is not None else sys.stderr.isatty()
     bar = None
-    if show and total_bytes:
+    if show:
         from tqdm import tqdm
 
-        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", file=sys.stderr)
+        bar = tqdm(
+            total=total_bytes or None, unit="B", unit_scale=True, desc="ingest", file=sys.stderr
+        )
     ing = Ingestor(store, kind, on_reject=on_reject)
+    error = None
     try:
         total, per_file = ing.ingest_sources(
             sources,
             chunk_rows=chunk_rows,
             stdin=sys.stdin.buffer,
-            progress=(lambda _p, n: bar.update(n)) if bar else None,
+            progress=bar.update if bar else None,
         )
-    except ValueError as e:
-        fail(str(e))
+    except SourceError as e:
+        error, total, per_file = str(e), e.total, e.per_file
     finally:
         ing.close()
         if bar:
             bar.close()
-        if rej_file:
+        if rej_file and rej_file is not sys.stderr.buffer:
             rej_file.close()
-    out = total.as_dict()
-    out["files"] = [{"file": p, **s.as_dict()} for p, s in per_file]
+    report(total, per_file, as_json, rejects, shown, error)
+    if error:
+        sys.exit(2)
+    sys.exit(1 if total.rejected else 0)
+
+
+def report(total: Summary, per_file, as_json: bool, rejects, shown: list[Reject], error) -> None:
     if as_json:
+        out = total.as_dict()
+        out["files"] = [{"file": p, **s.as_dict()} for p, s in per_file]
+        if error:
+            out["error"] = error
         echo_json(out)
     else:
         for p, s in per_file:
@@ -111,14 +143,23 @@ def ingest(ctx, files, kind, fmt, as_json, rejects, chunk_rows, progress) -> Non
                 f"{p}: {s.accepted} accepted, {s.duplicates} duplicates, "
                 f"{s.filtered} filtered, {s.rejected} rejected"
             )
-        click.echo(
-            f"total: {total.accepted} accepted, {total.duplicates} duplicates, "
-            f"{total.filtered} filtered, {total.rejected} rejected"
-        )
+        if len(per_file) > 1:
+            click.echo(
+                f"total: {total.accepted} accepted, {total.duplicates} duplicates, "
+                f"{total.filtered} filtered, {total.rejected} rejected"
+            )
         for reason, n in sorted(total.filtered_reasons.items()):
             click.echo(f"  filtered ({reason}): {n}")
         for reason, n in sorted(total.rejected_reasons.items()):
             click.echo(f"  rejected ({reason}): {n}")
-        if total.rejected and rejects:
+        for r in shown:
+            click.echo(f"  {r.source}:{r.line}: {r.reason}")
+        if total.rejected and not rejects:
+            more = " (the first ones above)" if shown else ""
+            click.echo(f"  all rejected records with their reasons{more}: add --rejects FILE")
+        elif total.rejected and rejects not in (None, "-"):
             click.echo(f"rejected records written to {rejects}")
-    sys.exit(1 if total.rejected else 0)
+    if error:
+        click.echo(
+            f"error: {error} (the records above were stored; re-running is harmless)", err=True
+        )

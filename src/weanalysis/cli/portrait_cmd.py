@@ -24,7 +24,7 @@ def portrait(ctx, appid, begin, end, pretty) -> None:
         fail(str(err))
     if b > e:
         fail(f"--begin {begin} is after --end {end}")
-    store = open_store(ctx)
+    store = open_store(ctx, create=False)
     if store.catalog.get(appid) is None:
         fail(f"app {appid!r} is not registered")
     result = compute(store.snapshot(appid), PortraitQuery.of(appid, b, e))

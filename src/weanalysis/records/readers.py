@@ -70,7 +70,6 @@ class RawChunk:
     lines: np.ndarray
     text_of: Callable[[int], str]
     rejects: list[Reject] = field(default_factory=list)
-    bytes_read: int = 0
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -92,19 +91,61 @@ def detect_format(path: str, fmt: str | None) -> str:
     return SUFFIX_FORMATS[suffix]
 
 
+class _Counting(io.RawIOBase):
+    """Counts the bytes read through it, for progress bars."""
+
+    def __init__(self, f: IO[bytes], on_bytes: Callable[[int], None]):
+        self.f = f
+        self.on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.f.readinto(buffer)
+        if n:
+            self.on_bytes(n)
+        return n
+
+
 def read_records(
-    path: str, fmt: str, chunk_rows: int = DEFAULT_CHUNK_ROWS, stdin: IO[bytes] | None = None
+    path: str,
+    fmt: str,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    stdin: IO[bytes] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[RawChunk]:
+    """Chunks of one source; ``path`` ``-`` is standard input (any format)."""
+    count = on_bytes or (lambda n: None)
+    if path == "-":
+        src: IO[bytes] = io.BufferedReader(_Counting(stdin, count), buffer_size=1 << 20)
+        if fmt == "parquet":
+            yield from read_parquet(pa.BufferReader(src.read()), chunk_rows, "-")
+        elif fmt == "csv":
+            yield from read_csv(src, "-", chunk_rows)
+        else:
+            yield from read_jsonl(src, "-", chunk_rows)
+        return
     if fmt == "parquet":
-        yield from read_parquet(path, chunk_rows)
-    elif fmt == "csv":
-        with open(path, "rb") as f:
+        yield from read_parquet(path, chunk_rows, path, count)
+        return
+    with open(path, "rb", buffering=0) as raw:
+        f = io.BufferedReader(_Counting(raw, count), buffer_size=1 << 20)
+        if fmt == "csv":
             yield from read_csv(f, path, chunk_rows)
-    elif path == "-":
-        yield from read_jsonl(stdin, "-", chunk_rows)
-    else:
-        with open(path, "rb") as f:
+        else:
             yield from read_jsonl(f, path, chunk_rows)
+
+
+def check_readable(path: str, fmt: str) -> None:
+    """Fail early, before anything is stored, on a file that cannot be read in its format."""
+    if path == "-":
+        return
+    if fmt == "parquet":
+        try:
+            pq.ParquetFile(path).close()
+        except (pa.ArrowException, OSError) as e:
+            raise ValueError(f"{path}: not a readable Parquet file ({e})") from None
 
 
 def _cut(text: str) -> str:
@@ -117,7 +158,6 @@ def rows_to_chunk(
     lines: list[int],
     texts: list[str],
     rejects: list[Reject],
-    nbytes: int,
 ) -> RawChunk:
     columns = {f: [r.get(f) for r in rows] for f in FIELDS}
     return RawChunk(
@@ -126,7 +166,6 @@ def rows_to_chunk(
         lines=np.array(lines, dtype=np.int64),
         text_of=lambda i: _cut(texts[i]),
         rejects=rejects,
-        bytes_read=nbytes,
     )
 
 
@@ -138,9 +177,7 @@ def parse_json_objects(
     lines: list[int] = []
     texts: list[str] = []
     rejects: list[Reject] = []
-    nbytes = 0
     for lineno, raw in items:
-        nbytes += len(raw) + 1
         if not raw.strip():
             continue
         try:
@@ -157,10 +194,10 @@ def parse_json_objects(
         lines.append(lineno)
         texts.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
         if len(rows) >= chunk_rows:
-            yield rows_to_chunk(source, rows, lines, texts, rejects, nbytes)
-            rows, lines, texts, rejects, nbytes = [], [], [], [], 0
-    if rows or rejects or nbytes:
-        yield rows_to_chunk(source, rows, lines, texts, rejects, nbytes)
+            yield rows_to_chunk(source, rows, lines, texts, rejects)
+            rows, lines, texts, rejects = [], [], [], []
+    if rows or rejects:
+        yield rows_to_chunk(source, rows, lines, texts, rejects)
 
 
 def read_jsonl(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]:
@@ -191,14 +228,6 @@ def _read_csv_text(
     lines: list[int] = []
     texts: list[str] = []
     rejects: list[Reject] = []
-    last_pos = 0
-
-    def consumed() -> int:
-        nonlocal last_pos
-        pos = f.tell()
-        delta, last_pos = pos - last_pos, pos
-        return delta
-
     while True:
         try:
             cells = next(reader)
@@ -228,16 +257,21 @@ def _read_csv_text(
         lines.append(lineno)
         texts.append(row_text)
         if len(rows) >= chunk_rows:
-            yield rows_to_chunk(source, rows, lines, texts, rejects, consumed())
+            yield rows_to_chunk(source, rows, lines, texts, rejects)
             rows, lines, texts, rejects = [], [], [], []
-    yield rows_to_chunk(source, rows, lines, texts, rejects, consumed())
+    yield rows_to_chunk(source, rows, lines, texts, rejects)
 
 
-def read_parquet(path: str, chunk_rows: int) -> Iterator[RawChunk]:
-    pf = pq.ParquetFile(path)
+def read_parquet(
+    where, chunk_rows: int, source: str, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[RawChunk]:
+    try:
+        pf = pq.ParquetFile(where)
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{source}: not a readable Parquet file ({e})") from None
     names = [n for n in pf.schema_arrow.names if n in FIELDS]
     total_rows = max(pf.metadata.num_rows, 1)
-    total_bytes = Path(path).stat().st_size
+    total_bytes = Path(where).stat().st_size if isinstance(where, str) else 0
     start = 0
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=names):
         n = batch.num_rows
@@ -248,11 +282,12 @@ def read_parquet(path: str, chunk_rows: int) -> Iterator[RawChunk]:
             row = table.slice(i, 1).to_pylist()[0]
             return _cut(json.dumps(row, ensure_ascii=False, default=str))
 
+        if on_bytes and total_bytes:
+            on_bytes(total_bytes * n // total_rows)
         yield RawChunk(
-            source=path,
+            source=source,
             columns=columns,
             lines=np.arange(start + 1, start + n + 1, dtype=np.int64),
             text_of=text_of,
-            bytes_read=total_bytes * n // total_rows,
         )
         start += n

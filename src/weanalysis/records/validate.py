@@ -173,6 +173,7 @@ class Validator:
                     chunk.source, int(chunk.lines[i]), reason[i], chunk.text_of(int(i)), field[i]
                 )
             )
+        rejects.sort(key=lambda r: r.line)
         keep = np.flatnonzero(~bad)
         take = pa.array(keep, type=pa.int64())
         valid = ValidChunk(
