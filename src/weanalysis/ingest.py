@@ -17,7 +17,7 @@ from weanalysis import dims
 from weanalysis.enrich.pipeline import enrich
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, RawChunk, Reject, read_records
 from weanalysis.records.validate import PROFILE, VISIT, Validator, ValidChunk
-from weanalysis.store import Batch, Store
+from weanalysis.store import Batch, Store, Writer
 from weanalysis.store.dedup import TAG_CONTENT, KeyBuilder, int_lanes, string_lanes
 
 AGE_BUCKETS = np.array([dims.age_bucket(a) for a in range(dims.MAX_AGE + 1)], dtype=np.int8)
@@ -89,49 +89,78 @@ def content_lanes(v: ValidChunk, rows: np.ndarray) -> np.ndarray:
     return k.keys()
 
 
+ACCEPTED, DUPLICATE, FILTERED, REJECTED = 0, 1, 2, 3
+
+
+@dataclass
+class ChunkOutcome:
+    """What happened to each row of a chunk, plus the rejects (also of unparsable lines)."""
+
+    status: np.ndarray  # int8 per row: ACCEPTED, DUPLICATE, FILTERED or REJECTED
+    rejects: list[Reject]
+    filtered: dict[int, str]  # row -> filter reason
+
+    def summary(self) -> Summary:
+        s = Summary(
+            accepted=int((self.status == ACCEPTED).sum()),
+            duplicates=int((self.status == DUPLICATE).sum()),
+            filtered=len(self.filtered),
+            rejected=len(self.rejects),
+        )
+        s.filtered_reasons.update(self.filtered.values())
+        s.rejected_reasons.update(r.kind for r in self.rejects)
+        return s
+
+
 class Ingestor:
     """Validates, enriches and stores chunks of one kind of record."""
 
     def __init__(
-        self, store: Store, kind: str = VISIT, on_reject: Callable[[Reject], None] | None = None
+        self,
+        store: Store,
+        kind: str = VISIT,
+        on_reject: Callable[[Reject], None] | None = None,
+        writer: Writer | None = None,
     ):
         self.store = store
         self.kind = kind
         self.validator = Validator(kind, lambda appid: store.catalog.get(appid) is not None)
-        self.writer = store.writer()
+        self._own_writer = writer is None
+        self.writer = writer or store.writer()
         self.on_reject = on_reject
 
     def close(self) -> None:
-        self.writer.close()
+        if self._own_writer:
+            self.writer.close()
 
     def ingest_chunk(self, chunk: RawChunk) -> Summary:
-        s = Summary()
+        return self.process_chunk(chunk).summary()
+
+    def process_chunk(self, chunk: RawChunk) -> ChunkOutcome:
+        """Validate, enrich and store one chunk; the fate of each of its rows."""
+        out = ChunkOutcome(np.full(len(chunk), REJECTED, dtype=np.int8), [], {})
         valid, rejects = self.validator.validate(chunk)
-        s.rejected = len(rejects)
+        out.rejects = rejects
         for r in rejects:
-            s.rejected_reasons[r.kind] += 1
             if self.on_reject:
                 self.on_reject(r)
         if len(valid) == 0:
-            return s
+            return out
         if self.kind == VISIT:
             e = enrich(valid)
-            filtered = e.filtered
-            for reason, count in Counter(x for x in filtered if x is not None).items():
-                s.filtered_reasons[reason] += count
-            keep = filtered == None  # noqa: E711
-            s.filtered = int((~keep).sum())
+            keep = e.filtered == None  # noqa: E711
+            for i in np.flatnonzero(~keep):
+                out.filtered[int(valid.raw_index[i])] = e.filtered[i]
+            out.status[valid.raw_index[~keep]] = FILTERED
         else:
             e = None
             keep = np.ones(len(valid), dtype=bool)
         for appid in np.unique(valid.appid[keep]):
             rows = np.flatnonzero(keep & (valid.appid == appid))
             app = self.store.catalog.get(appid)
-            batch = self._batch(valid, e, rows)
-            r = self.writer.commit(app, batch)
-            s.accepted += r.accepted
-            s.duplicates += r.duplicates
-        return s
+            r = self.writer.commit(app, self._batch(valid, e, rows))
+            out.status[valid.raw_index[rows]] = np.where(r.kept, ACCEPTED, DUPLICATE)
+        return out
 
     def _batch(self, v: ValidChunk, e, rows: np.ndarray) -> Batch:
         take = pa.array(rows, type=pa.int64())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 
@@ -11,8 +13,10 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weanalysis import __version__
+from weanalysis.api.collect_routes import CollectLimits, CollectRoutes
 from weanalysis.api.wechat_routes import CONTENT_TYPE, WeChatRoutes
 from weanalysis.auth.tokens import DEFAULT_TTL_S, TokenService
+from weanalysis.collect.committer import GroupCommitter
 from weanalysis.portrait.service import PortraitService
 from weanalysis.store import Store
 from weanalysis.wechat import errors as E
@@ -81,11 +85,22 @@ class RequestLog:
             )
 
 
-def create_app(store: Store, token_ttl: int = DEFAULT_TTL_S) -> FastAPI:
+def create_app(
+    store: Store, token_ttl: int = DEFAULT_TTL_S, limits: CollectLimits | None = None
+) -> FastAPI:
     """The whole HTTP API over one data folder."""
     tokens = TokenService(store.catalog, token_ttl)
     portraits = PortraitService(store, lambda result: dumps(portrait_document(result)))
+    committer = GroupCommitter(store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        # store what is queued before the process ends (SIGTERM, Ctrl-C)
+        await asyncio.get_running_loop().run_in_executor(None, committer.close)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="weanalysis",
         version=__version__,
         description="Self-hosted user portrait (用户画像). The WeChat-compatible routes "
@@ -97,7 +112,10 @@ def create_app(store: Store, token_ttl: int = DEFAULT_TTL_S) -> FastAPI:
     app.state.store = store
     app.state.tokens = tokens
     app.state.portraits = portraits
-    for route in WeChatRoutes(store.catalog, tokens, portraits).routes():
+    app.state.committer = committer
+    wechat = WeChatRoutes(store.catalog, tokens, portraits).routes()
+    collect = CollectRoutes(store.catalog, tokens, committer, limits or CollectLimits()).routes()
+    for route in [*wechat, *collect]:
         route.include_in_schema = False
         app.router.routes.append(route)
 

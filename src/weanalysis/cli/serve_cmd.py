@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from weanalysis.api.collect_routes import CollectLimits
 from weanalysis.auth.tokens import DEFAULT_TTL_S
 from weanalysis.cli.common import open_store
 
@@ -28,13 +29,36 @@ from weanalysis.cli.common import open_store
     help="Seconds an access token stays valid.",
 )
 @click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="IP",
+    help="A reverse proxy whose X-Forwarded-For is believed (repeatable; default: none).",
+)
+@click.option(
+    "--collect-ip-rate",
+    type=click.FloatRange(0),
+    default=CollectLimits.ip_rate,
+    show_default=True,
+    help="Beacon (/collect) requests per second per client IP; 0: no limit.",
+)
+@click.option(
+    "--collect-app-rate",
+    type=click.FloatRange(0),
+    default=CollectLimits.app_rate,
+    show_default=True,
+    help="Beacon (/collect) requests per second per app; 0: no limit.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
 )
 @click.pass_context
-def serve(ctx, host, port, token_ttl, log_level) -> None:
+def serve(
+    ctx, host, port, token_ttl, trusted_proxies, collect_ip_rate, collect_app_rate, log_level
+) -> None:
     """Serve the WeChat-compatible API and /healthz over the data folder."""
     import uvicorn
 
@@ -44,7 +68,10 @@ def serve(ctx, host, port, token_ttl, log_level) -> None:
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     store = open_store(ctx)
-    app = create_app(store, token_ttl=token_ttl)
+    limits = CollectLimits(
+        ip_rate=collect_ip_rate, app_rate=collect_app_rate, trusted_proxies=tuple(trusted_proxies)
+    )
+    app = create_app(store, token_ttl=token_ttl, limits=limits)
     click.echo(f"serving {store.dir} on http://{host}:{port} (token TTL {token_ttl}s)", err=True)
     # Everything loaded so far (frameworks, tables) lives as long as the process: keep it out of
     # the cyclic collector, whose full passes over it otherwise stall requests for tens of ms.

@@ -56,6 +56,7 @@ class Reject:
     reason: str
     text: str
     kind: str = "record"  # the summary bucket: the field at fault, or json / csv
+    index: int = -1  # position in its chunk; -1 for lines that never became a row
 
     def as_dict(self) -> dict:
         return {"file": self.source, "line": self.line, "reason": self.reason, "text": self.text}

@@ -170,7 +170,12 @@ class Validator:
         for i in np.flatnonzero(bad):
             rejects.append(
                 Reject(
-                    chunk.source, int(chunk.lines[i]), reason[i], chunk.text_of(int(i)), field[i]
+                    chunk.source,
+                    int(chunk.lines[i]),
+                    reason[i],
+                    chunk.text_of(int(i)),
+                    field[i],
+                    int(i),
                 )
             )
         rejects.sort(key=lambda r: r.line)

@@ -70,6 +70,7 @@ class CommitResult:
     accepted: int = 0
     duplicates: int = 0
     version: int = 0
+    kept: np.ndarray | None = None  # per batch row: True if stored, False if a duplicate
 
 
 class _AppState:
@@ -112,7 +113,7 @@ class Writer:
     def commit(self, app: App, batch: Batch) -> CommitResult:
         """Store a batch durably; returns how many were accepted and how many were duplicates."""
         if len(batch) == 0:
-            return CommitResult()
+            return CommitResult(kept=np.zeros(0, dtype=bool))
         # The lock is taken per commit, so that several writers (CLI ingests, the server's
         # collectors) interleave; each re-reads the manifest under the lock.
         with WriterLock(self.data_dir):
@@ -144,7 +145,7 @@ class Writer:
         for seg in st.keys:
             keep &= ~dedup.contained(seg, keys)
         idx = np.flatnonzero(keep)
-        result = CommitResult(accepted=len(idx), duplicates=len(batch) - len(idx))
+        result = CommitResult(accepted=len(idx), duplicates=len(batch) - len(idx), kept=keep)
         if len(idx) == 0:
             result.version = old["version"]
             return result

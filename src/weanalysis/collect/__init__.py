@@ -1,0 +1,1 @@
+"""Live collection: records from HTTP requests, committed in groups, answered once durable."""
