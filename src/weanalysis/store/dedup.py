@@ -109,10 +109,19 @@ def contained(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return found
 
 
+def content_keys(content: np.ndarray, uid: np.ndarray) -> np.ndarray:
+    """Keys of records without an event id: their content lanes mixed with the user's id."""
+    return (
+        KeyBuilder(len(uid), TAG_CONTENT)
+        .add((content[:, 0], content[:, 1]))
+        .add(int_lanes(uid))
+        .keys()
+    )
+
+
 def record_keys(content: np.ndarray, uid: np.ndarray, event_id: pa.Array) -> np.ndarray:
     """Final keys: the event id where there is one, else the content mixed with the user."""
-    n = len(uid)
-    keys = KeyBuilder(n, TAG_CONTENT).add((content[:, 0], content[:, 1])).add(int_lanes(uid)).keys()
+    keys = content_keys(content, uid)
     has_event = event_id.is_valid().to_numpy(zero_copy_only=False)
     if has_event.any():
         ev = KeyBuilder(int(has_event.sum()), TAG_EVENT)

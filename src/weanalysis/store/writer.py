@@ -136,6 +136,7 @@ class Writer:
         new["persons"] = dict(old["persons"])
         new["counts"] = dict(old["counts"])
         garbage: list[str] = []
+        touched = {"raw"}  # sub-folders that get new entries in this commit
 
         # 1. Dense user ids (tentative for new users), then idempotency keys.
         uid_all, fresh = self._lookup_uids(st, batch.openid)
@@ -152,17 +153,21 @@ class Writer:
         take = pa.array(idx, type=pa.int64())
         openid = batch.openid.take(take)
         time_ms = batch.time_ms[idx]
+        base = len(st.uid_of)
         uid, new_openids = self._assign_uids(st, uid_all[idx], fresh)
-        if new_openids:  # keys of new users were made with tentative ids: make them final
-            keys = dedup.record_keys(batch.content[idx], uid, batch.event_id.take(take))
-        else:
-            keys = keys[idx]
+        keys = keys[idx]
+        if new_openids:  # content keys of new users were made with tentative ids: make them final
+            has_event = batch.event_id.is_valid().to_numpy(zero_copy_only=False)[idx]
+            redo = ~has_event & (uid_all[idx] >= base)
+            if redo.any():
+                keys[redo] = dedup.content_keys(batch.content[idx][redo], uid[redo])
         num_users = len(st.uid_of)
         new["users"] = num_users
         if new_openids:
             seg = f"users/openids-{tag}.arrow"
             files.write_arrow(d / seg, pa.table({"openid": pa.array(new_openids, pa.string())}))
             new["user_segments"] = [*old["user_segments"], seg]
+            touched.add("users")
 
         # 3. Storage order and days.
         seq = np.arange(old["next_seq"], old["next_seq"] + len(idx), dtype=np.int64)
@@ -190,6 +195,7 @@ class Writer:
                 platform=batch.platform[idx],
                 device=dev_names.arrow(),
             )
+            touched.update(("days", "meta"))
             self._update_visits(
                 d, tag, st, new, garbage, uid, day, time_ms, loc, batch.platform[idx], dev
             )
@@ -213,22 +219,30 @@ class Writer:
             )
             sub = f"persons/{name}-{tag}"
             self._write_dir(d / sub, log)
+            touched.add("persons")
             if old["persons"][name]:
                 garbage.append(old["persons"][name])
             new["persons"][name] = sub
 
-        # 5. Keys of what was accepted.
-        keyseg = dedup.sort_keys(keys)
-        st.keys.append(keyseg)
+        # 5. Keys of what was accepted: a new sorted segment; the newest segments are merged
+        # while the last is at least half the size of the one before (sizes stay geometric, so
+        # few segments to search and each key is rewritten only O(log n) times).
+        st.keys.append(dedup.sort_keys(keys))
         keys_names = [*old["keys"], f"keys/keys-{tag}.npy"]
-        files.write_npy(d / keys_names[-1], keyseg)
-        if len(st.keys) > MAX_KEY_SEGMENTS:
-            merged = dedup.sort_keys(np.concatenate(st.keys))
-            st.keys = [merged]
-            garbage.extend(keys_names)
-            keys_names = [f"keys/keys-{tag}m.npy"]
-            files.write_npy(d / keys_names[0], merged)
+        files.write_npy(d / keys_names[-1], st.keys[-1])
+        merges = 0
+        while len(st.keys) > 1 and (
+            2 * len(st.keys[-1]) >= len(st.keys[-2]) or len(st.keys) > MAX_KEY_SEGMENTS
+        ):
+            merged = dedup.sort_keys(np.concatenate([st.keys[-2], st.keys[-1]]))
+            garbage.extend(keys_names[-2:])
+            merges += 1
+            name = f"keys/keys-{tag}-m{merges}.npy"
+            files.write_npy(d / name, merged)
+            st.keys[-2:] = [merged]
+            keys_names[-2:] = [name]
         new["keys"] = keys_names
+        touched.add("keys")
 
         # 6. Publish, noting the earliest day this commit can affect (an undated profile: all).
         earliest = int(day[dated].min()) if dated.any() else UNDATED_DAY
@@ -242,7 +256,7 @@ class Writer:
         for g, t in old.get("garbage", []):
             if now - t >= GARBAGE_GRACE_S:
                 _remove(d / g)
-        for sub in ("raw", "users", "days", "persons", "keys", "meta"):
+        for sub in sorted(touched):  # new directory entries must be durable before the manifest
             files.fsync_dir(d / sub)
         files.write_json(d / MANIFEST, new)
         st.manifest = new
