@@ -275,3 +275,36 @@ def test_ip_column_vectorised_matches_scalar():
     assert text[5] == "2001:db8::1"
     assert text[6] is None and errs[6] is None
     assert np.all(errs[[0, 1, 4, 5, 6]] == None)  # noqa: E711
+
+
+def test_parquet_iso_strings_with_fractions_and_without_offsets(tmp_path):
+    path = tmp_path / "v.parquet"
+    times = [
+        "2017-06-11T08:00:00.250+08:00",
+        "2017-06-11",
+        "2017-06-11T08:00:00",
+        "2017-06-11 00:00:00.5Z",
+    ]
+    pq.write_table(pa.table({"appid": ["wx1"] * 4, "openid": list("abcd"), "time": times}), path)
+    chunk = next(read_parquet(str(path), 1000, str(path)))
+    valid, rejects = Validator("visit", lambda a: True, now_ms=NOW).validate(chunk)
+    assert list(valid.time_ms) == [T + 250, T + 500]
+    assert [r.line for r in rejects] == [2, 3]
+
+
+def test_parquet_integer_times_with_nulls_are_undated_profiles(tmp_path):
+    path = tmp_path / "p.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "appid": ["wx1"] * 2,
+                "openid": ["a", "b"],
+                "time": pa.array([T, None], pa.int64()),
+                "gender": [1, 2],
+            }
+        ),
+        path,
+    )
+    chunk = next(read_parquet(str(path), 1000, str(path)))
+    valid, rejects = Validator("profile", lambda a: True, now_ms=NOW).validate(chunk)
+    assert rejects == [] and list(valid.time_ms) == [T, TIME_ABSENT]

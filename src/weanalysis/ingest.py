@@ -14,12 +14,13 @@ import numpy as np
 import pyarrow as pa
 
 from weanalysis import dims
-from weanalysis.enrich.pipeline import enrich
+from weanalysis.enrich.pipeline import enrich, load_device_names, save_device_names
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, RawChunk, Reject, read_records
 from weanalysis.records.validate import PROFILE, VISIT, Validator, ValidChunk
 from weanalysis.store import Batch, Store, Writer
 from weanalysis.store.dedup import TAG_CONTENT, KeyBuilder, int_lanes, string_lanes
 
+DEVICE_NAMES_FILE = "device-names.json"
 AGE_BUCKETS = np.array([dims.age_bucket(a) for a in range(dims.MAX_AGE + 1)], dtype=np.int8)
 
 
@@ -128,8 +129,10 @@ class Ingestor:
         self._own_writer = writer is None
         self.writer = writer or store.writer()
         self.on_reject = on_reject
+        load_device_names(store.dir / DEVICE_NAMES_FILE)
 
     def close(self) -> None:
+        save_device_names(self.store.dir / DEVICE_NAMES_FILE)
         if self._own_writer:
             self.writer.close()
 

@@ -9,10 +9,13 @@ a bulk ingest of millions of rows pays the device database only for new models.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import orjson
 
 from weanalysis.enrich import devices, ipgeo, regions
 from weanalysis.records.columns import Coded
@@ -20,6 +23,52 @@ from weanalysis.records.validate import PLATFORM_DEVTOOLS, ValidChunk
 
 FILTER_DEVTOOLS = "devtools"
 FILTER_BOT = "bot"
+# Tokens that differ per user or per session in WeChat user agents (MMWEBID is per user):
+# dropped before the user-agent cache, or it would hardly ever hit.
+UA_VOLATILE = re.compile(r"\s(?:MMWEBID|MMWEBSDK|NetType|Language|Process|ABI)/\S*")
+# (brand, model) -> device name, shared by the process and saved in the data folder between
+# runs: device_detector costs ~20 ms per model, and an app has hundreds of models.
+_DEVICE_NAMES: dict[tuple[str | None, str | None], str | None] = {}
+_DEVICE_NAMES_SAVED = 0
+
+
+def _cache_version() -> str:
+    from importlib.metadata import version
+
+    return f"device_detector {version('device_detector')}; weanalysis {version('weanalysis')}"
+
+
+def load_device_names(path: Path) -> None:
+    """Warm the device-name cache from a file written by :func:`save_device_names`."""
+    global _DEVICE_NAMES_SAVED
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return
+    if data.get("version") != _cache_version():
+        return  # another database or naming code: names may differ, start afresh
+    for brand, model, name in data.get("names", []):
+        _DEVICE_NAMES.setdefault((brand, model), name)
+    _DEVICE_NAMES_SAVED = len(_DEVICE_NAMES)
+
+
+def save_device_names(path: Path) -> None:
+    global _DEVICE_NAMES_SAVED
+    if len(_DEVICE_NAMES) == _DEVICE_NAMES_SAVED:
+        return
+    names = [[b, m, n] for (b, m), n in _DEVICE_NAMES.items()]
+    from weanalysis.store.files import atomic_write_bytes
+
+    atomic_write_bytes(path, orjson.dumps({"version": _cache_version(), "names": names}))
+    _DEVICE_NAMES_SAVED = len(_DEVICE_NAMES)
+
+
+def device_name(brand: str | None, model: str | None) -> str | None:
+    key = (brand, model)
+    name = _DEVICE_NAMES.get(key, _DEVICE_NAMES)
+    if name is _DEVICE_NAMES:
+        name = _DEVICE_NAMES[key] = devices.device_name(brand, model)
+    return name
 
 
 @dataclass
@@ -44,7 +93,7 @@ def step_devtools(e: Enriched) -> None:
 
 def step_user_agent(e: Enriched) -> None:
     ua = e.visits.user_agent
-    infos = [None if v is None else devices.ua_info(v) for v in ua.values]
+    infos = [None if v is None else devices.ua_info(UA_VOLATILE.sub("", v)) for v in ua.values]
     bot = np.array([bool(i and i.is_bot) for i in infos] + [False], dtype=bool)
     plat = np.array([(i.platform or 0) if i else 0 for i in infos] + [0], dtype=np.int8)
     names = np.array([i.device if i else None for i in infos] + [None], dtype=object)[:-1]
@@ -97,7 +146,7 @@ def step_device(e: Enriched) -> None:
         b, m = divmod(p, nm)
         brand = v.brand.values[b] if len(v.brand.values) else None
         model = v.model.values[m] if len(v.model.values) else None
-        name = devices.device_name(brand, model) if (brand or model) else None
+        name = device_name(brand, model) if (brand or model) else None
         if name is None and len(e.ua_device.values):
             name = e.ua_device.values[u]
         names.append(name)

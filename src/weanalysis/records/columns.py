@@ -21,6 +21,8 @@ from weanalysis.records import fields
 Column = pa.Array | pa.ChunkedArray | list
 ParseFn = Callable[[Any], Any]
 
+# only text with a time of day and an explicit offset may take the fast ISO cast
+ISO_OFFSET_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 IPV4_RE = r"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
 
 
@@ -143,7 +145,8 @@ def parse_time_column(col: Column, now_ms: int) -> tuple[np.ndarray, np.ndarray]
             return out, _no_errors(n)
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             valid = col.is_valid().to_numpy(zero_copy_only=False)
-            nums = col.to_numpy(zero_copy_only=False)
+            # nulls filled first: an integer column with nulls would come out as float NaN
+            nums = pc.fill_null(col, 0).to_numpy(zero_copy_only=False)
             if pa.types.is_floating(t):
                 valid &= np.isfinite(nums)
                 nums = np.where(valid, nums, 0.0)
@@ -167,6 +170,21 @@ def parse_time_column(col: Column, now_ms: int) -> tuple[np.ndarray, np.ndarray]
             out[ok] = fast.cast(pa.int64()).to_numpy(zero_copy_only=False)[ok]
             errs = _time_range_errors(out, ok, now_ms)
             rest = np.flatnonzero(~ok)
+            iso = rest[
+                pc.fill_null(
+                    pc.match_substring_regex(col.take(pa.array(rest)), ISO_OFFSET_RE), False
+                ).to_numpy(zero_copy_only=False)
+            ]
+            if len(iso):  # e.g. fractions of seconds: Arrow's ISO 8601 cast, all or nothing
+                try:
+                    cast = pc.cast(col.take(pa.array(iso)), pa.timestamp("ms", tz="UTC"))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    cast = None
+                if cast is not None and cast.null_count == 0:
+                    out[iso] = cast.cast(pa.int64()).to_numpy(zero_copy_only=False)
+                    ok[iso] = True
+                    errs = _time_range_errors(out, ok, now_ms)
+                    rest = np.flatnonzero(~ok)
             if len(rest):
                 vals, rerrs = map_scalar(
                     col.take(pa.array(rest)), lambda v: fields.parse_time(v, now_ms)

@@ -75,8 +75,9 @@ class KeyBuilder:
 
 
 def sort_keys(keys: np.ndarray) -> np.ndarray:
+    """Sorted by lane 0 then lane 1, column-major so that lane 0 is contiguous for searches."""
     order = np.lexsort((keys[:, 1], keys[:, 0]))
-    return keys[order]
+    return np.asfortranarray(keys[order])
 
 
 def first_occurrences(keys: np.ndarray) -> np.ndarray:

@@ -45,7 +45,9 @@ def read_json(path: Path) -> object:
 def write_npy(path: Path, arr: np.ndarray) -> None:
     """Writes a new immutable .npy (fsynced; the directory is synced by the commit)."""
     with open(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
+        if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            arr = np.ascontiguousarray(arr)
+        np.save(f, arr, allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())
 

@@ -120,7 +120,11 @@ class AppSnapshot:
         return all(day > end_day for v, day in changes if v > since_version)
 
     def key_segments(self) -> list[np.ndarray]:
-        return [files.load_npy(self.dir / k, mmap=False) for k in self.manifest["keys"]]
+        # column-major: lane 0 contiguous for binary searches (older files: converted once)
+        return [
+            np.asfortranarray(files.load_npy(self.dir / k, mmap=False))
+            for k in self.manifest["keys"]
+        ]
 
     def raw_files(self) -> list[Path]:
         return [self.dir / r for r in self.manifest["raw"]]

@@ -84,21 +84,45 @@ def merge_person(
     value: np.ndarray,
     num_users: int,
 ) -> dict[str, np.ndarray]:
-    """Merge new known values (in storage order) into a person log; returns the new log."""
+    """Merge new known values (in storage order) into a person log; returns the new log.
+
+    The stored log is sorted and has one entry per key, so the new entries (few, usually) are
+    merged in with binary searches and one insertion pass, not a sort of the whole log.
+    """
     key = (uid.astype(np.int64) << SLOT_BITS) | slot.astype(np.int64)
-    if old is not None:
-        key = np.concatenate([old["key"], key])
-        time_ms = np.concatenate([old["t"], time_ms])
-        value = np.concatenate([old["val"], value])
-    order = np.lexsort((time_ms, key))
+    order = np.lexsort((time_ms, key))  # stable: storage order breaks time ties
     last = order[_last_per_group(key[order])]
-    log = {"key": key[last], "t": time_ms[last], "val": value[last].astype(np.int8)}
+    nk, nt, nv = key[last], time_ms[last], value[last].astype(np.int8)
+    if old is None or len(old["key"]) == 0:
+        log = {"key": nk, "t": nt, "val": nv}
+    else:
+        ok, ot, ov = old["key"], np.array(old["t"]), np.array(old["val"])
+        pos = np.searchsorted(ok, nk)
+        inside = pos < len(ok)
+        exists = np.zeros(len(nk), dtype=bool)
+        exists[inside] = ok[pos[inside]] == nk[inside]
+        # a new record wins a tie: it was stored later
+        win = np.zeros(len(nk), dtype=bool)
+        win[exists] = nt[exists] >= ot[pos[exists]]
+        ot[pos[win]] = nt[win]
+        ov[pos[win]] = nv[win]
+        add = ~exists
+        log = {
+            "key": np.insert(ok, pos[add], nk[add]),
+            "t": np.insert(ot, pos[add], nt[add]),
+            "val": np.insert(ov, pos[add], nv[add]),
+        }
     cur_slot = np.zeros(num_users, dtype=np.int32)
     cur_val = np.zeros(num_users, dtype=np.int8)
-    users = log["key"] >> SLOT_BITS
-    ends = _last_per_group(users)
-    cur_slot[users[ends]] = (log["key"][ends] & ((1 << SLOT_BITS) - 1)).astype(np.int32)
-    cur_val[users[ends]] = log["val"][ends]
+    if old is not None and len(old["cur_slot"]):
+        n_old = min(len(old["cur_slot"]), num_users)
+        cur_slot[:n_old] = old["cur_slot"][:n_old]
+        cur_val[:n_old] = old["cur_val"][:n_old]
+    # only users with new entries can have a new last entry
+    users = np.unique(nk >> SLOT_BITS)
+    ends = np.searchsorted(log["key"], (users + 1) << SLOT_BITS) - 1
+    cur_slot[users] = (log["key"][ends] & ((1 << SLOT_BITS) - 1)).astype(np.int32)
+    cur_val[users] = log["val"][ends]
     log["cur_slot"] = cur_slot
     log["cur_val"] = cur_val
     return log

@@ -211,7 +211,7 @@ class Writer:
         slot = np.where(dated, day_slot(day.astype(np.int64)), UNDATED_SLOT)
         for name, values in (("gender", batch.gender[idx]), ("age", batch.age_bucket[idx])):
             known = values > 0
-            if not known.any() and new["persons"][name] is None:
+            if not known.any():  # nothing new about this property: the log stays as it is
                 continue
             prev = AppSnapshot(d, old).person_log(name)
             log = merge_person(

@@ -1,0 +1,300 @@
+"""``python -m bench``: generate, ingest, time the portraits against a naive DuckDB baseline.
+
+Phases (each logged to standard error with its time and memory):
+
+1. generate the data set into ``WORKDIR/input`` (:mod:`bench.generate`);
+2. register two apps in a fresh store ``WORKDIR/store`` and ingest, exactly as
+   ``weanalysis ingest`` does: the visit Parquet files, then the profiles, then the JSON Lines
+   sample into the second app;
+3. the 1-, 7- and 30-day portraits ending on the last day: ``compute()`` on a fresh snapshot,
+   1 warm-up + ``--repeat`` timed runs, median;
+4. the DuckDB baseline (:mod:`bench.baseline`): untimed preparation, then the same windows,
+   timed the same way; each window's document must equal weanalysis' (exit status 1 if not).
+
+The table goes to standard output and to ``WORKDIR/results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import generate as gen
+from bench.baseline import DuckBaseline, diff
+from bench.measure import IngestResult, ingest_files, live_bytes, weanalysis_document
+from bench.phases import PhaseLog, log, timed_runs
+from bench.report import DASH, Row, du, machine_rows, mb, ms, rate, render, tick
+from weanalysis.portrait.query import PortraitQuery
+from weanalysis.records.validate import PROFILE, VISIT
+from weanalysis.store import Store
+from weanalysis.store.days import day_number
+
+MARKER = ".bench-workdir"
+WINDOWS = (1, 7, 30)
+SECRET = "bench-secret-0001"
+TARGET_INGEST = 200_000  # visits/s at 1M DAU
+TARGET_1D = 0.050
+TARGET_30D = 1.0
+TARGET_30D_SPEEDUP = 7.0
+
+
+@dataclass
+class WindowResult:
+    days: int
+    ours: float
+    ours_runs: list[float]
+    baseline: float | None = None
+    baseline_runs: list[float] = field(default_factory=list)
+    active: int = 0
+    new: int = 0
+    match: bool | None = None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=(
+            "Benchmark weanalysis: ingest rates and 1/7/30-day portrait latency on synthetic "
+            "data, side by side with a naive DuckDB SQL baseline whose documents must match."
+        ),
+    )
+    gen.add_params_args(p)
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per window (%(default)s)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("bench/.data"),
+        help="work folder, wiped at start unless --keep (%(default)s)",
+    )
+    p.add_argument("--skip-baseline", action="store_true", help="no DuckDB baseline")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="do not wipe the work folder; reuse its generated input when the parameters match",
+    )
+    p.add_argument(
+        "--reuse-store",
+        action="store_true",
+        help="(implies --keep) skip ingest when the store exists: for iterating on queries",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def prepare_workdir(workdir: Path, keep: bool) -> None:
+    if workdir.exists() and not keep:
+        if any(workdir.iterdir()) and not (workdir / MARKER).exists():
+            sys.exit(f"refusing to wipe {workdir}: it is not a bench work folder (no {MARKER})")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).touch()
+
+
+def ensure_input(prm: gen.GenParams, folder: Path, keep: bool, progress: bool) -> dict:
+    meta_path = folder / "meta.json"
+    if keep and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("params") == json.loads(json.dumps(prm.__dict__)):
+            log(f"reusing the generated input in {folder}")
+            return meta
+    if folder.exists():
+        shutil.rmtree(folder)
+    return gen.generate(prm, folder, progress=progress)
+
+
+def check_counts(label: str, got: IngestResult, expected: dict | None) -> None:
+    s = got.summary
+    log(
+        f"  {label}: {got.records:,} records in {got.seconds:.1f} s: {s.accepted:,} accepted, "
+        f"{s.duplicates:,} duplicates, {s.filtered:,} filtered {dict(s.filtered_reasons)}, "
+        f"{s.rejected:,} rejected {dict(s.rejected_reasons)}"
+    )
+    if expected:
+        have = {k: getattr(s, k) for k in expected}
+        if have != expected:
+            log(f"  WARNING {label}: expected {expected}, got {have}")
+
+
+def run(a: argparse.Namespace) -> int:
+    keep = a.keep or a.reuse_store
+    prm = gen.params_from_args(a)
+    progress = not a.no_progress
+    phases = PhaseLog()
+    machine = machine_rows()  # the code measured is the code at the start
+    workdir: Path = a.workdir
+    prepare_workdir(workdir, keep)
+    input_dir, store_dir, db_path = (
+        workdir / "input",
+        workdir / "store",
+        workdir / "baseline.duckdb",
+    )
+
+    with phases.phase("generate") as ph:
+        meta = ensure_input(prm, input_dir, keep, progress)
+        ph.note = f"{meta['visits']['rows']:,} visit rows, {meta['profiles']:,} profiles"
+
+    reuse = a.reuse_store and (store_dir / "apps" / prm.appid / "manifest.json").exists()
+    if not reuse and store_dir.exists():
+        shutil.rmtree(store_dir)
+    store = Store(store_dir)
+    ingests: dict[str, IngestResult] = {}
+    if reuse:
+        log(f"reusing the store in {store_dir}: ingest not measured")
+    else:
+        store.catalog.add_app(prm.appid, SECRET)
+        store.catalog.add_app(prm.jsonl_appid, SECRET)
+        visit_files = [(input_dir / f, "parquet") for f in meta["visit_files"]]
+        jobs = [
+            ("visits", VISIT, visit_files, meta["expected"]),
+            ("profiles", PROFILE, [(input_dir / "profiles.parquet", "parquet")], None),
+            ("jsonl", VISIT, [(input_dir / "sample.jsonl", "jsonl")], None),
+        ]
+        for name, kind, files, expected in jobs:
+            if name == "jsonl" and not meta["jsonl_rows"]:
+                continue
+            with phases.phase(f"ingest {name}") as ph:
+                r = ingest_files(store, kind, files, f"ingest {name}", progress)
+                ph.note = rate(r.records, r.seconds)
+            check_counts(name, r, expected)
+            ingests[name] = r
+
+    last = day_number(prm.end_date)
+    queries = {w: PortraitQuery(prm.appid, last - w + 1, last) for w in WINDOWS}
+    results: dict[int, WindowResult] = {}
+    docs: dict[int, dict] = {}
+    with phases.phase("portraits (weanalysis)"):
+        for w, q in queries.items():
+            med, runs, doc = timed_runs(
+                lambda q=q: weanalysis_document(store, q), a.repeat, f"weanalysis {w} d"
+            )
+            docs[w] = doc
+            uv, new = doc["visit_uv"]["genders"], doc["visit_uv_new"]["genders"]
+            results[w] = WindowResult(
+                w, med, runs, active=sum(i["value"] for i in uv), new=sum(i["value"] for i in new)
+            )
+
+    baseline_prep = None
+    if not a.skip_baseline:
+        db_path.unlink(missing_ok=True)
+        bl = DuckBaseline(db_path)
+        with phases.phase("baseline prepare (untimed in the query)") as ph:
+            counts = bl.prepare(store.snapshot(prm.appid))
+            ph.note = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        baseline_prep = phases.phases[-1].seconds
+        with phases.phase("portraits (DuckDB baseline)"):
+            for w, q in queries.items():
+                med, runs, doc = timed_runs(lambda q=q: bl.document(q), a.repeat, f"DuckDB {w} d")
+                r = results[w]
+                r.baseline, r.baseline_runs = med, runs
+                problems = diff(docs[w], doc)
+                r.match = not problems
+                if problems:
+                    log(f"MISMATCH in the {w}-day window (weanalysis vs baseline):")
+                    for line in problems:
+                        log(f"    {line}")
+        bl.close()
+
+    rows = table_rows(a, meta, ingests, results, baseline_prep, store_dir, input_dir, db_path)
+    rows += machine
+    text = render(rows)
+    phase_lines = [
+        f"- {p.name}: {p.seconds:.1f} s, peak RSS so far {p.peak_rss_mb:,.0f} MB"
+        + (f" ({p.note})" if p.note else "")
+        for p in phases.phases
+    ]
+    print(text)
+    print()
+    print("\n".join(phase_lines))
+    md = ["# weanalysis benchmark", "", text, "", "## Phases", "", *phase_lines, ""]
+    (workdir / "results.md").write_text("\n".join(md), encoding="utf-8")
+    log(f"wrote {workdir / 'results.md'}")
+    if any(r.match is False for r in results.values()):
+        log("FAILED: the baseline's documents differ from weanalysis' (see MISMATCH above)")
+        return 1
+    return 0
+
+
+def table_rows(
+    a: argparse.Namespace,
+    meta: dict,
+    ingests: dict[str, IngestResult],
+    results: dict[int, WindowResult],
+    baseline_prep: float | None,
+    store_dir: Path,
+    input_dir: Path,
+    db_path: Path,
+) -> list[Row]:
+    rows: list[Row] = []
+    v = ingests.get("visits")
+    if v:
+        ok = v.records / v.seconds >= TARGET_INGEST
+        target = f"≥ {TARGET_INGEST:,}/s at 1M DAU"
+        rows.append(
+            Row(
+                "ingest Parquet visits/s",
+                f"{rate(v.records, v.seconds)} ({v.records:,} in {v.seconds:.1f} s)",
+                target=f"{target} {tick(ok)}" if a.dau >= 1_000_000 else target,
+            )
+        )
+    for name, label in (
+        ("profiles", "ingest Parquet profiles/s"),
+        ("jsonl", "ingest JSONL records/s"),
+    ):
+        r = ingests.get(name)
+        if r:
+            rows.append(
+                Row(label, f"{rate(r.records, r.seconds)} ({r.records:,} in {r.seconds:.1f} s)")
+            )
+    skipped = "skipped" if a.skip_baseline else DASH
+    for w, r in results.items():
+        base = ms(r.baseline) if r.baseline is not None else skipped
+        ratio = f"{r.baseline / r.ours:.1f}× faster" if r.baseline else DASH
+        if r.match is False:
+            ratio += " (DOCUMENTS DIFFER)"
+        target = DASH
+        if w == 1:
+            target = f"≤ 50 ms {tick(r.ours <= TARGET_1D)}"
+        elif w == 30:
+            ok = r.ours <= TARGET_30D and (
+                r.baseline is None or r.baseline / r.ours >= TARGET_30D_SPEEDUP
+            )
+            target = f"≤ 1.0 s and ≥ 7× baseline {tick(ok)}"
+        rows.append(Row(f"portrait {w} d (median of {a.repeat})", ms(r.ours), base, ratio, target))
+    same = [r.match for r in results.values() if r.match is not None]
+    if same:
+        rows.append(Row("documents equal (1/7/30 d)", "yes" if all(same) else "NO", "", "", ""))
+    if baseline_prep is not None:
+        rows.append(Row("baseline preparation (one-off)", DASH, f"{baseline_prep:.1f} s"))
+    vis = meta["visits"]
+    rows += [
+        Row(
+            "input rows",
+            f"{vis['rows']:,} visits ({meta['params']['history_days']} + "
+            f"{meta['params']['days']} days), {meta['profiles']:,} profiles, "
+            f"{meta['jsonl_rows']:,} JSONL",
+        ),
+        Row(
+            "distinct users 1 / 7 / 30 d",
+            " / ".join(f"{results[w].active:,}" for w in WINDOWS),
+        ),
+        Row("new users 1 / 7 / 30 d", " / ".join(f"{results[w].new:,}" for w in WINDOWS)),
+        Row(
+            "size on disk",
+            f"store {mb(live_bytes(store_dir / 'apps' / meta['params']['appid']))} live, "
+            f"{mb(du(store_dir))} with garbage in its grace time (input {mb(du(input_dir))})",
+            mb(du(db_path)) if db_path.exists() else DASH,
+        ),
+    ]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
