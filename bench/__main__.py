@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import generate as gen
+from bench import server as bench_server
 from bench.baseline import DuckBaseline, diff
 from bench.measure import IngestResult, ingest_files, live_bytes, weanalysis_document
 from bench.phases import PhaseLog, log, timed_runs
@@ -40,6 +41,8 @@ TARGET_INGEST = 200_000  # visits/s at 1M DAU
 TARGET_1D = 0.050
 TARGET_30D = 1.0
 TARGET_30D_SPEEDUP = 7.0
+TARGET_KEPT_P99_MS = 5.0
+TARGET_COLLECT = 20_000
 
 
 @dataclass
@@ -82,6 +85,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="(implies --keep) skip ingest when the store exists: for iterating on queries",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--server-seconds",
+        type=float,
+        default=60,
+        help="seconds of each server load: kept answers, /collect (%(default)s; 0 skips)",
+    )
     return p.parse_args(argv)
 
 
@@ -198,7 +207,22 @@ def run(a: argparse.Namespace) -> int:
                         log(f"    {line}")
         bl.close()
 
+    server: dict[str, dict] = {}
+    if a.server_seconds > 0:
+        store.close()
+        with phases.phase("server: kept answers at 1,000 requests/s") as ph:
+            server["kept"] = bench_server.kept_answers(
+                store_dir, prm.appid, SECRET, prm.end_date, a.server_seconds
+            )
+            ph.note = json.dumps(server["kept"])
+        with phases.phase("server: /collect throughput") as ph:
+            server["collect"] = bench_server.collect_throughput(
+                workdir, a.server_seconds, users=max(a.dau, 10_000)
+            )
+            ph.note = json.dumps(server["collect"])
+
     rows = table_rows(a, meta, ingests, results, baseline_prep, store_dir, input_dir, db_path)
+    rows += server_rows(server)
     rows += machine
     text = render(rows)
     phase_lines = [
@@ -289,6 +313,33 @@ def table_rows(
             mb(du(db_path)) if db_path.exists() else DASH,
         ),
     ]
+    return rows
+
+
+def server_rows(server: dict[str, dict]) -> list[Row]:
+    rows = []
+    k = server.get("kept")
+    if k:
+        ok = k["p99_ms"] <= TARGET_KEPT_P99_MS and k["errors"] == 0
+        rows.append(
+            Row(
+                "kept answer latency (HTTP, 1/7/30 d)",
+                f"p50 {k['p50_ms']:.2f} ms, p99 {k['p99_ms']:.2f} ms at {k['rate']:,.0f}/s, "
+                f"{k['errors']} errors",
+                target=f"p99 ≤ 5 ms at 1,000/s {tick(ok)}",
+            )
+        )
+    c = server.get("collect")
+    if c:
+        ok = c["records_per_s"] >= TARGET_COLLECT and c["errors"] == 0
+        rows.append(
+            Row(
+                "/collect visits/s (batches of 50)",
+                f"{c['records_per_s']:,.0f}/s for {c['seconds']:.0f} s, {c['errors']} errors, "
+                f"{c['stored']:,} stored, request p99 {c['p99_ms']:.0f} ms",
+                target=f"≥ 20,000/s for 60 s {tick(ok)}",
+            )
+        )
     return rows
 
 

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -51,14 +51,22 @@ def start_server(data: str, port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 30
+    try:
+        wait_healthy(port)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc
+
+
+def wait_healthy(port: int, seconds: float = 30) -> None:
+    deadline = time.time() + seconds
     while time.time() < deadline:
         try:
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return proc
+            return
         except httpx.TransportError:
             time.sleep(0.05)
-    proc.kill()
     raise RuntimeError("the server did not start")
 
 
@@ -81,7 +89,13 @@ def _load(
 
 
 def measure(
-    data: str, appid: str, secret: str, rate: float = 1000, seconds: float = 10, conns: int = 32
+    data: str,
+    appid: str,
+    secret: str,
+    rate: float = 1000,
+    seconds: float = 10,
+    conns: int = 32,
+    end: date | None = None,
 ) -> dict:
     """Run the server and the load; returns p50/p99/max latency (ms), achieved rate and errors."""
     port = free_port()
@@ -94,7 +108,7 @@ def measure(
         ).json()
         token = r["access_token"]
         # the app's "yesterday" is the last allowed end date; the data may end earlier
-        end = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
+        end = end or datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
         bodies = []
         for days in (1, 7, 30):
             begin = end - timedelta(days=days - 1)

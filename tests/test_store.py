@@ -181,3 +181,20 @@ def test_kill_9_during_ingest_loses_nothing_committed_and_counts_nothing_twice(s
     ingest(reference, tmp_path / "big.jsonl")
     assert all_windows(store, 30) == all_windows(reference, 30)
     reference.close()
+
+
+def test_string_hash_depends_on_the_string_alone():
+    import pyarrow as pa
+
+    from weanalysis.store.dedup import string_lanes
+
+    alone = string_lanes(pa.array(["HUAWEI"]))
+    for company in (["HUAWEI", "x" * 40], ["y" * 300, "HUAWEI"], [None, "HUAWEI"]):
+        arr = pa.array(company)
+        h0, h1 = string_lanes(arr)
+        i = company.index("HUAWEI")
+        assert (h0[i], h1[i]) == (alone[0][0], alone[1][0])
+    sliced = pa.array(["zz", "HUAWEI"]).slice(1)
+    assert string_lanes(sliced)[0][0] == alone[0][0]
+    h0, _ = string_lanes(pa.array(["ab", "ab\x00", "ba", ""]))
+    assert len(set(h0.tolist())) == 4
