@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -18,7 +19,7 @@ from weanalysis.enrich.pipeline import enrich, load_device_names, save_device_na
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, RawChunk, Reject, read_records
 from weanalysis.records.validate import PROFILE, VISIT, Validator, ValidChunk
 from weanalysis.store import Batch, Store, Writer
-from weanalysis.store.dedup import TAG_CONTENT, KeyBuilder, int_lanes, string_lanes
+from weanalysis.store.dedup import TAG_CONTENT, KeyBuilder, event_keys, int_lanes, string_lanes
 
 DEVICE_NAMES_FILE = "device-names.json"
 AGE_BUCKETS = np.array([dims.age_bucket(a) for a in range(dims.MAX_AGE + 1)], dtype=np.int8)
@@ -113,6 +114,15 @@ class ChunkOutcome:
         return s
 
 
+@dataclass
+class Prepared:
+    """A chunk validated and enriched, with its batches ready for the store."""
+
+    out: ChunkOutcome
+    valid: ValidChunk
+    batches: list[tuple[str, np.ndarray, Batch]]
+
+
 class Ingestor:
     """Validates, enriches and stores chunks of one kind of record."""
 
@@ -141,14 +151,15 @@ class Ingestor:
 
     def process_chunk(self, chunk: RawChunk) -> ChunkOutcome:
         """Validate, enrich and store one chunk; the fate of each of its rows."""
+        return self.store_prepared(self.prepare(chunk))
+
+    def prepare(self, chunk: RawChunk) -> Prepared:
+        """Everything before the store (validate, enrich, keys): safe to run in another thread."""
         out = ChunkOutcome(np.full(len(chunk), REJECTED, dtype=np.int8), [], {})
-        valid, rejects = self.validator.validate(chunk)
-        out.rejects = rejects
-        for r in rejects:
-            if self.on_reject:
-                self.on_reject(r)
+        valid, out.rejects = self.validator.validate(chunk)
+        prepared = Prepared(out, valid, [])
         if len(valid) == 0:
-            return out
+            return prepared
         if self.kind == VISIT:
             e = enrich(valid)
             keep = e.filtered == None  # noqa: E711
@@ -160,9 +171,17 @@ class Ingestor:
             keep = np.ones(len(valid), dtype=bool)
         for appid in np.unique(valid.appid[keep]):
             rows = np.flatnonzero(keep & (valid.appid == appid))
-            app = self.store.catalog.get(appid)
-            r = self.writer.commit(app, self._batch(valid, e, rows))
-            out.status[valid.raw_index[rows]] = np.where(r.kept, ACCEPTED, DUPLICATE)
+            prepared.batches.append((appid, rows, self._batch(valid, e, rows)))
+        return prepared
+
+    def store_prepared(self, p: Prepared) -> ChunkOutcome:
+        out = p.out
+        if self.on_reject:
+            for r in out.rejects:
+                self.on_reject(r)
+        for appid, rows, batch in p.batches:
+            r = self.writer.commit(self.store.catalog.get(appid), batch)
+            out.status[p.valid.raw_index[rows]] = np.where(r.kept, ACCEPTED, DUPLICATE)
         return out
 
     def _batch(self, v: ValidChunk, e, rows: np.ndarray) -> Batch:
@@ -174,6 +193,7 @@ class Ingestor:
             time_ms=v.time_ms[rows],
             content=content_lanes(v, rows),
             event_id=v.event_id.take(take),
+            events=event_keys(v.event_id.take(take)),
             gender=v.gender[rows],
             age=age,
             age_bucket=age_buckets(age),
@@ -202,17 +222,28 @@ class Ingestor:
         """
         total = Summary()
         per_file: list[tuple[str, Summary]] = []
-        for path, fmt in sources:
-            fs = Summary()
-            per_file.append((path, fs))
-            try:
-                for chunk in read_records(path, fmt, chunk_rows, stdin=stdin, on_bytes=progress):
-                    fs.add(self.ingest_chunk(chunk))
-            except (ValueError, OSError, UnicodeDecodeError, pa.ArrowException) as e:
+        # Two stages on two cores: the next chunk is read, validated and enriched in a worker
+        # thread while this one is committed (numpy and Arrow release the GIL in bulk work).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool:
+            for path, fmt in sources:
+                fs = Summary()
+                per_file.append((path, fs))
+                chunks = read_records(path, fmt, chunk_rows, stdin=stdin, on_bytes=progress)
+
+                def next_prepared(chunks=chunks) -> Prepared | None:
+                    chunk = next(chunks, None)
+                    return None if chunk is None else self.prepare(chunk)
+
+                try:
+                    pending = pool.submit(next_prepared)
+                    while (prepared := pending.result()) is not None:
+                        pending = pool.submit(next_prepared)
+                        fs.add(self.store_prepared(prepared).summary())
+                except (ValueError, OSError, UnicodeDecodeError, pa.ArrowException) as e:
+                    total.add(fs)
+                    msg = str(e) if str(e).startswith(path) else f"{path}: {e}"
+                    raise SourceError(msg, total, per_file) from None
                 total.add(fs)
-                msg = str(e) if str(e).startswith(path) else f"{path}: {e}"
-                raise SourceError(msg, total, per_file) from None
-            total.add(fs)
         return total, per_file
 
 

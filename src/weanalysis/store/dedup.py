@@ -199,12 +199,26 @@ def content_keys(content: np.ndarray, uid: np.ndarray) -> np.ndarray:
     )
 
 
-def record_keys(content: np.ndarray, uid: np.ndarray, event_id: pa.Array) -> np.ndarray:
-    """Final keys: the event id where there is one, else the content mixed with the user."""
-    keys = content_keys(content, uid)
+def event_keys(event_id: pa.Array) -> np.ndarray:
+    """Keys of the event ids ((n, 2); rows without one get zeros): needs no user id, so it can
+    be computed before the writer takes its lock."""
+    keys = np.zeros((len(event_id), 2), dtype=np.uint64)
     has_event = event_id.is_valid().to_numpy(zero_copy_only=False)
     if has_event.any():
         ev = KeyBuilder(int(has_event.sum()), TAG_EVENT)
         ev.add(string_lanes(event_id.filter(pa.array(has_event))))
         keys[has_event] = ev.keys()
+    return keys
+
+
+def record_keys(
+    content: np.ndarray, uid: np.ndarray, event_id: pa.Array, events: np.ndarray | None = None
+) -> np.ndarray:
+    """Final keys: the event id where there is one, else the content mixed with the user."""
+    keys = content_keys(content, uid)
+    has_event = event_id.is_valid().to_numpy(zero_copy_only=False)
+    if has_event.any():
+        if events is None:
+            events = event_keys(event_id)
+        keys[has_event] = events[has_event]
     return keys

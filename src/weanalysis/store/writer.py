@@ -60,6 +60,7 @@ class Batch:
     platform: np.ndarray | None = None  # int8 (visits)
     device: Coded | None = None  # device names (visits)
     raw: dict[str, pa.Array] = field(default_factory=dict)  # extra columns kept in the segment
+    events: np.ndarray | None = None  # (n, 2) keys of the event ids, when computed beforehand
 
     def __len__(self) -> int:
         return len(self.time_ms)
@@ -93,9 +94,11 @@ class Writer:
         self.data_dir = data_dir
         self._states: dict[str, _AppState] = {}
         self._pool = ThreadPoolExecutor(max_workers=2)
+        self._io = ThreadPoolExecutor(max_workers=1)
 
     def close(self) -> None:
         self._pool.shutdown()
+        self._io.shutdown()
 
     def app_dir(self, appid: str) -> Path:
         return self.data_dir / "apps" / appid
@@ -140,7 +143,7 @@ class Writer:
 
         # 1. Dense user ids (tentative for new users), then idempotency keys.
         uid_all, fresh = self._lookup_uids(st, batch.openid)
-        keys = dedup.record_keys(batch.content, uid_all, batch.event_id)
+        keys = dedup.record_keys(batch.content, uid_all, batch.event_id, batch.events)
         # 2. Duplicates: within the batch, then against every stored key.
         keep = dedup.first_occurrences(keys)
         for seg in st.keys:
@@ -195,15 +198,19 @@ class Writer:
                 platform=batch.platform[idx],
                 device=dev_names.arrow(),
             )
-            touched.update(("days", "meta"))
-            self._update_visits(
-                d, tag, st, new, garbage, uid, day, time_ms, loc, batch.platform[idx], dev
-            )
         raw["event_id"] = batch.event_id.take(take)
         for k, v in batch.raw.items():
             raw[k] = v.take(take)
         seg = f"raw/{batch.kind}s-{tag}.parquet"
-        files.write_parquet(d / seg, pa.table(raw))
+        # the raw segment is compressed and written (Arrow, without the GIL) while the day
+        # summaries merge; both are durable before the manifest names them
+        parquet_job = self._io.submit(files.write_parquet, d / seg, pa.table(raw))
+        if batch.kind == "visit":
+            touched.update(("days", "meta"))
+            self._update_visits(
+                d, tag, st, new, garbage, uid, day, time_ms, loc, batch.platform[idx], dev
+            )
+        parquet_job.result()
         new["raw"] = [*old["raw"], seg]
         new["counts"][batch.kind + "s"] += len(idx)
 
