@@ -22,8 +22,10 @@ lint: venv
 	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m ruff format --check src tests bench scripts
 
+# make demo DEMO_ARGS="--port 8080" (or --no-serve, --users N); see weanalysis demo --help
+DEMO_ARGS ?=
 demo: venv
-	$(VENV)/bin/weanalysis demo
+	$(VENV)/bin/weanalysis demo $(DEMO_ARGS)
 
 bench: venv
 	$(PY) -m bench

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weanalysis import __version__
 from weanalysis.api.collect_routes import CollectLimits, CollectRoutes
+from weanalysis.api.dashboard import install_dashboard
 from weanalysis.api.wechat_routes import CONTENT_TYPE, WeChatRoutes
 from weanalysis.auth.tokens import DEFAULT_TTL_S, TokenService
 from weanalysis.collect.committer import GroupCommitter
@@ -118,6 +119,7 @@ def create_app(
     for route in [*wechat, *collect]:
         route.include_in_schema = False
         app.router.routes.append(route)
+    install_dashboard(app, store)
 
     @app.get("/healthz", summary="Liveness and readiness for load balancers")
     def healthz() -> dict:

@@ -1,13 +1,20 @@
-"""``weanalysis demo``: a demo app with realistic synthetic data, ingested the real way."""
+"""``weanalysis demo``: a demo app with realistic synthetic data, ingested the real way, served.
+
+By default it ends by serving the API and the dashboard (``weanalysis serve``); ``--no-serve``
+prints the 7-day portrait as the WeChat API returns it instead, for scripts.
+"""
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from datetime import datetime, timedelta
 
 import click
 
 from weanalysis import demo
+from weanalysis.cli import serve_cmd
 from weanalysis.cli.common import echo_json, fail, open_store
 from weanalysis.ingest import Ingestor
 from weanalysis.portrait.engine import compute
@@ -38,9 +45,29 @@ DEMO_SECRET = "demo-secret-0000"
 @click.option(
     "--seed", type=int, default=7, show_default=True, help="Random seed (same seed, same data)."
 )
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="Serve the API and dashboard afterwards; with --no-serve, print the 7-day portrait "
+    "(WeChat's JSON) and exit.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.pass_context
-def demo_cmd(ctx, users, days, seed) -> None:
-    """Create the demo app, generate and ingest its data, print its 7-day portrait."""
+def demo_cmd(ctx, users, days, seed, serve, host, port) -> None:
+    """Create the demo app, generate and ingest its data, then serve the dashboard.
+
+    Prints the dashboard's URL and the demo app's AppID and AppSecret to sign in with.
+    """
+    if serve:
+        _check_port_free(host, port)  # before a minute of work, not after
     store = open_store(ctx)
     app = store.catalog.get(DEMO_APPID)
     if app is None:
@@ -79,8 +106,38 @@ def demo_cmd(ctx, users, days, seed) -> None:
         )
     end = datetime.now(app.tz).date() - timedelta(days=1)
     q = PortraitQuery.of(DEMO_APPID, end - timedelta(days=6), end)
-    click.echo(f"demo app: {DEMO_APPID}  secret: {DEMO_SECRET}  data: {store.dir}", err=True)
+    result = compute(store.snapshot(DEMO_APPID), q)
+    if not serve:
+        click.echo(f"demo app: {DEMO_APPID}  secret: {DEMO_SECRET}  data: {store.dir}", err=True)
+        click.echo(
+            f"portrait of the last 7 days ({q.ref_date}), as the WeChat API returns it:", err=True
+        )
+        echo_json(portrait_document(result), pretty=True)
+        return
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
     click.echo(
-        f"portrait of the last 7 days ({q.ref_date}), as the WeChat API returns it:", err=True
+        "\n"
+        f"  weanalysis demo is ready: open {url}\n"
+        f"    AppID      {DEMO_APPID}\n"
+        f"    AppSecret  {DEMO_SECRET}\n"
+        f"    last 7 days ({q.ref_date}): {result.active.total:,} active users, "
+        f"{result.new.total:,} new\n"
+        f"    data       {store.dir}\n"
+        "  Press Ctrl+C to stop.\n",
+        err=True,
     )
-    echo_json(portrait_document(compute(store.snapshot(DEMO_APPID), q)), pretty=True)
+    store.close()
+    ctx.invoke(serve_cmd.serve, host=host, port=port, log_level="warning")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                fail(f"port {port} on {host} is in use: stop what runs there or pass --port")
+            fail(f"cannot listen on {host}:{port}: {e.strerror}")

@@ -1,0 +1,323 @@
+"""The web dashboard: sign-in with appid + secret, a session cookie, the page, its JSON API.
+
+Handlers only parse, call the core and serialise: the portrait is the core's answer
+(:func:`weanalysis.portrait.engine.compute` through a :class:`PortraitService`), rendered by
+:mod:`weanalysis.api.dashboard_schema`. Errors are ``{"error": {"code", "message"}}`` with a 4xx
+status; messages are Chinese, because the page shows them as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import date, datetime, timedelta
+from importlib import resources
+from typing import Literal
+
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyCookie
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from weanalysis import __version__
+from weanalysis.api import dashboard_schema as S
+from weanalysis.auth.sessions import COOKIE_NAME, SessionSigner, load_key
+from weanalysis.auth.throttle import FailureLimiter
+from weanalysis.portrait.query import DateFormatError, parse_date
+from weanalysis.portrait.service import PortraitService
+from weanalysis.store import App, Store
+
+log = logging.getLogger("weanalysis.dashboard")
+
+MAX_WINDOW_DAYS = 366
+MAX_CACHED_ANSWERS = 1024  # a 30-day answer with every city is tens of KB
+SIGN_IN_FAILURES_PER_MINUTE = 10
+MAX_CREDENTIAL_CHARS = 128
+JSON = "application/json"
+PAGE_HEADERS = {
+    "cache-control": "no-cache",
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+ERRORS = {
+    401: {"model": S.ErrorOut, "description": "No valid session"},
+    400: {"model": S.ErrorOut, "description": "Bad request"},
+}
+
+
+class DashboardError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_response(err: DashboardError) -> Response:
+    body = orjson.dumps({"error": {"code": err.code, "message": err.message}})
+    return Response(body, status_code=err.status, media_type=JSON, headers=err.headers)
+
+
+class DashboardRoute(APIRoute):
+    """One error handler for the family: our error shape, never FastAPI's ``detail`` or HTML."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except DashboardError as err:
+                return error_response(err)
+            except RequestValidationError:
+                return error_response(DashboardError(400, "bad_request", "请求格式不正确"))
+            except Exception:
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return error_response(DashboardError(500, "internal", "服务器内部错误，请稍后再试"))
+
+        return guarded
+
+
+def _web_dir():
+    return resources.files("weanalysis") / "web"
+
+
+def _asset_version() -> str:
+    """Changes whenever a served file changes, so browsers never mix old and new assets."""
+    h = hashlib.sha256(__version__.encode())
+    for name in ("app.js", "style.css", "vendor/manifest.json"):
+        h.update((_web_dir() / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+class Dashboard:
+    def __init__(self, store: Store, signer: SessionSigner, limiter: FailureLimiter):
+        self.store = store
+        self.catalog = store.catalog
+        self.signer = signer
+        self.limiter = limiter
+        self.portraits = PortraitService(store, S.portrait_body, max_cached=MAX_CACHED_ANSWERS)
+        page = (_web_dir() / "index.html").read_text(encoding="utf-8")
+        self.page = page.replace("{{v}}", _asset_version())
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def app_of(self, cookie: str | None) -> App:
+        session = self.signer.check(cookie)
+        app = self.catalog.get(session.appid) if session else None
+        if app is None:
+            raise DashboardError(401, "unauthenticated", "请先登录")
+        return app
+
+    def _data_days(self, appid: str) -> tuple[int | None, int | None]:
+        days = self.portraits.snapshot(appid).day_numbers()
+        return (days[0], days[-1]) if days else (None, None)
+
+    def session_doc(self, app: App, expires_at: int) -> dict:
+        first, last = self._data_days(app.appid)
+        return {
+            "appid": app.appid,
+            "timezone": app.timezone,
+            "yesterday": _yesterday(app).isoformat(),
+            "expires_at": expires_at,
+            "data_days": {"first": S.iso_day(first), "last": S.iso_day(last)},
+        }
+
+    def window(self, app: App, begin: str | None, end: str | None) -> tuple[date, date]:
+        yesterday = _yesterday(app)
+        try:
+            e = parse_date(end) if end else yesterday
+            b = parse_date(begin) if begin else e - timedelta(days=6)
+        except DateFormatError:
+            raise DashboardError(
+                400, "date_format", "日期格式应为 yyyymmdd 或 yyyy-mm-dd"
+            ) from None
+        if b > e:
+            raise DashboardError(400, "date_range", "开始日期不能晚于结束日期")
+        if e > yesterday:
+            raise DashboardError(
+                400, "date_range", f"结束日期最晚为昨天（{yesterday.isoformat()}）"
+            )
+        if (e - b).days + 1 > MAX_WINDOW_DAYS:
+            raise DashboardError(400, "date_range", f"时间段最长 {MAX_WINDOW_DAYS} 天")
+        return b, e
+
+    async def portrait(self, app: App, begin: date, end: date) -> bytes:
+        body = self.portraits.cached(app.appid, begin, end)
+        if body is None:
+            body = await run_in_threadpool(self.portraits.document, app.appid, begin, end)
+        first, last = self._data_days(app.appid)
+        return S.portrait_document(app.appid, body, first, last)
+
+    def authenticate(self, client: str, appid: str, secret: str) -> App:
+        wait = self.limiter.retry_after(client)
+        if wait > 0:
+            seconds = int(wait) + 1
+            raise DashboardError(
+                429,
+                "too_many_attempts",
+                f"登录失败次数过多，请 {seconds} 秒后再试",
+                {"retry-after": str(seconds)},
+            )
+        app = self.catalog.get(appid) if appid else None
+        if (
+            app is None
+            or len(secret) > MAX_CREDENTIAL_CHARS
+            or not self.catalog.check_secret(appid, secret)
+        ):
+            self.limiter.failed(client)
+            # one message for an unknown appid and a wrong secret: no appid enumeration
+            raise DashboardError(401, "invalid_credentials", "AppID 或 AppSecret 不正确")
+        return app
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def router(self) -> APIRouter:
+        r = APIRouter(prefix="/api/v1", route_class=DashboardRoute, tags=["dashboard"])
+        cookie = APIKeyCookie(name=COOKIE_NAME, auto_error=False, description="Signed session")
+
+        @r.post(
+            "/session",
+            response_model=S.SessionOut,
+            summary="Sign in with appid and secret; sets the session cookie",
+            responses={
+                401: {"model": S.ErrorOut, "description": "Wrong appid or secret"},
+                429: {"model": S.ErrorOut, "description": "Too many failed sign-ins"},
+                400: ERRORS[400],
+            },
+        )
+        async def sign_in(request: Request, creds: S.SignIn) -> Response:
+            if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
+                # JSON only: a cross-site form cannot post it without a CORS preflight
+                raise DashboardError(400, "bad_request", "请求格式不正确")
+            client = request.client.host if request.client else "-"
+            appid = creds.appid.strip()
+            app = await run_in_threadpool(self.authenticate, client, appid, creds.secret)
+            value = self.signer.issue(app.appid)
+            session = self.signer.check(value)
+            doc = await run_in_threadpool(self.session_doc, app, session.expires_at)
+            resp = Response(orjson.dumps(doc), media_type=JSON)
+            resp.set_cookie(
+                COOKIE_NAME,
+                value,
+                max_age=self.signer.ttl_s,
+                path="/",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+            return resp
+
+        @r.get(
+            "/session",
+            response_model=S.SessionOut,
+            summary="The signed-in app, its time zone and the days that have data",
+            responses={401: ERRORS[401]},
+        )
+        async def session(session: str | None = Security(cookie)) -> Response:
+            app = self.app_of(session)
+            expires = self.signer.check(session).expires_at
+            doc = await run_in_threadpool(self.session_doc, app, expires)
+            return Response(orjson.dumps(doc), media_type=JSON)
+
+        @r.delete("/session", status_code=204, summary="Sign out (clears the session cookie)")
+        async def sign_out(request: Request) -> Response:
+            resp = Response(status_code=204)
+            resp.delete_cookie(
+                COOKIE_NAME,
+                path="/",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+            return resp
+
+        @r.get(
+            "/portrait",
+            response_model=S.PortraitOut,
+            summary="The portrait of the signed-in app's new and active users over [begin, end]",
+            description="Dates are yyyymmdd or yyyy-mm-dd in the app's time zone. `end` "
+            "defaults to yesterday (the latest allowed), `begin` to 6 days before `end`. Any "
+            f"window of 1-{MAX_WINDOW_DAYS} days.",
+            responses=ERRORS,
+        )
+        async def portrait(
+            begin: str | None = Query(None, examples=["20240524"]),
+            end: str | None = Query(None, examples=["20240530"]),
+            session: str | None = Security(cookie),
+        ) -> Response:
+            app = self.app_of(session)
+            b, e = self.window(app, begin, end)
+            return Response(await self.portrait(app, b, e), media_type=JSON)
+
+        @r.get(
+            "/portrait.csv",
+            summary="One user set of the portrait as CSV (UTF-8 with BOM, for Excel)",
+            response_class=Response,
+            responses={200: {"content": {"text/csv": {}}}, **ERRORS},
+        )
+        async def portrait_csv(
+            begin: str | None = Query(None, examples=["20240524"]),
+            end: str | None = Query(None, examples=["20240530"]),
+            users: Literal["new", "active"] = Query("active"),
+            session: str | None = Security(cookie),
+        ) -> Response:
+            app = self.app_of(session)
+            b, e = self.window(app, begin, end)
+            doc = orjson.loads(await self.portrait(app, b, e))
+            name = f"weanalysis-{app.appid}-{doc['ref_date']}-{users}.csv"
+            return Response(
+                S.portrait_csv(doc, users),
+                media_type="text/csv; charset=utf-8",
+                headers={"content-disposition": f'attachment; filename="{name}"'},
+            )
+
+        # other methods get our error shape too, not the framework's {"detail": ...}
+        all_methods = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+        for path, allowed in (
+            ("/session", {"GET", "POST", "DELETE"}),
+            ("/portrait", {"GET"}),
+            ("/portrait.csv", {"GET"}),
+        ):
+            r.add_api_route(
+                path,
+                _method_not_allowed(allowed),
+                methods=sorted(all_methods - allowed),
+                include_in_schema=False,
+            )
+        return r
+
+
+def _method_not_allowed(allowed: set[str]):
+    async def endpoint() -> Response:
+        raise DashboardError(
+            405, "method_not_allowed", "不支持的请求方法", {"allow": ", ".join(sorted(allowed))}
+        )
+
+    return endpoint
+
+
+def _yesterday(app: App) -> date:
+    return datetime.now(app.tz).date() - timedelta(days=1)
+
+
+def install_dashboard(app: FastAPI, store: Store) -> None:
+    """Adds the page at ``/``, its assets at ``/static`` and its API at ``/api/v1``."""
+    dash = Dashboard(
+        store, SessionSigner(load_key(store.dir)), FailureLimiter(SIGN_IN_FAILURES_PER_MINUTE)
+    )
+    app.state.dashboard = dash
+    app.include_router(dash.router())
+
+    @app.get("/", include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(dash.page, headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=str(_web_dir())), name="static")

@@ -1,0 +1,189 @@
+"""The dashboard's own JSON and CSV: the canonical portrait result, with totals and shares.
+
+The models describe the documents in the OpenAPI schema; the renderers build them straight from
+:class:`PortraitResult` (the core's answer), so the page shows exactly what the WeChat API returns,
+plus each set's size and each value's share of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, Field
+
+from weanalysis.enrich import regions
+from weanalysis.portrait.query import Item, PortraitResult, UserSet
+from weanalysis.store.days import day_date
+
+LISTS = ("province", "city", "genders", "ages", "platforms", "devices")
+LIST_LABELS = {
+    "province": "省份",
+    "city": "城市",
+    "genders": "性别",
+    "ages": "年龄",
+    "platforms": "平台",
+    "devices": "机型",
+}
+USER_LABELS = {"new": "新用户", "active": "活跃用户"}
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# -- models (the OpenAPI document) ---------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["unauthenticated"])
+    message: str = Field(examples=["请先登录"])
+
+
+class ErrorOut(BaseModel):
+    """Every error of the dashboard API, with a 4xx (or 500) status."""
+
+    error: ErrorBody
+
+
+class SignIn(BaseModel):
+    appid: str = Field(examples=["wxdemo0000000000"])
+    secret: str = Field(examples=["demo-secret-0000"])
+
+
+class DataDays(BaseModel):
+    """The first and last day with visits, in the app's time zone; null when there are none."""
+
+    first: str | None = Field(examples=["2024-04-01"])
+    last: str | None = Field(examples=["2024-05-30"])
+
+
+class SessionOut(BaseModel):
+    appid: str
+    timezone: str = Field(examples=["Asia/Shanghai"])
+    yesterday: str = Field(description="Yesterday in the app's time zone (yyyy-mm-dd)")
+    expires_at: int = Field(description="When the session ends (epoch seconds)")
+    data_days: DataDays
+
+
+class ItemOut(BaseModel):
+    id: int = Field(examples=[4401])
+    name: str = Field(examples=["广州"])
+    value: int = Field(description="Users with this value", examples=[234])
+    share: float = Field(description="value / total of the user set (0 when empty)")
+
+
+class ProvinceOut(ItemOut):
+    map_name: str | None = Field(
+        description="Short name as on the China map (广东); null for 未知 and 海外",
+        examples=["广东"],
+    )
+
+
+class DeviceOut(BaseModel):
+    name: str = Field(examples=["苹果iPhone 13"])
+    value: int
+    share: float
+
+
+class UserSetOut(BaseModel):
+    total: int = Field(description="Users in the set")
+    province: list[ProvinceOut]
+    city: list[ItemOut]
+    genders: list[ItemOut]
+    ages: list[ItemOut]
+    platforms: list[ItemOut]
+    devices: list[DeviceOut] = Field(description="Top 20")
+
+
+class PortraitOut(BaseModel):
+    appid: str
+    begin: str = Field(examples=["2024-05-24"])
+    end: str = Field(examples=["2024-05-30"])
+    days: int = Field(examples=[7])
+    ref_date: str = Field(description="As WeChat writes it", examples=["20240524-20240530"])
+    data_days: DataDays
+    new: UserSetOut
+    active: UserSetOut
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+
+def iso_day(day: int | None) -> str | None:
+    return None if day is None else day_date(day).isoformat()
+
+
+def _share(value: int, total: int) -> float:
+    return round(value / total, 6) if total else 0.0
+
+
+def _items(name: str, items: list[Item], total: int) -> list[dict]:
+    out = []
+    for it in items:
+        doc: dict = {"name": it.name, "value": it.value, "share": _share(it.value, total)}
+        if it.id is not None:
+            doc = {"id": it.id, **doc}
+        if name == "province":
+            p = regions.PROVINCES.get(it.id)
+            doc["map_name"] = p.short_name if p else None
+        out.append(doc)
+    return out
+
+
+def user_set_doc(us: UserSet) -> dict:
+    return {"total": us.total, **{n: _items(n, getattr(us, n), us.total) for n in LISTS}}
+
+
+def portrait_body(result: PortraitResult) -> bytes:
+    """The cacheable part of the portrait document (it depends only on the window's answer)."""
+    q = result.query
+    return orjson.dumps(
+        {
+            "begin": iso_day(q.begin),
+            "end": iso_day(q.end),
+            "days": q.days,
+            "ref_date": q.ref_date,
+            "new": user_set_doc(result.new),
+            "active": user_set_doc(result.active),
+        }
+    )
+
+
+def portrait_document(appid: str, body: bytes, first: int | None, last: int | None) -> bytes:
+    """The whole :class:`PortraitOut` document around a cached body from :func:`portrait_body`."""
+    head = orjson.dumps(
+        {"appid": appid, "data_days": {"first": iso_day(first), "last": iso_day(last)}}
+    )
+    return head[:-1] + b"," + body[1:]
+
+
+def _cell(value: object) -> object:
+    # a name from the records that starts like a formula must not run in a spreadsheet
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def portrait_csv(doc: dict, users: Literal["new", "active"]) -> bytes:
+    """One user set of a portrait document as CSV: UTF-8 with a BOM, so Excel reads Chinese."""
+    us = doc[users]
+    period = doc["begin"] if doc["days"] == 1 else f"{doc['begin']} 至 {doc['end']}"
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["时间段", "用户类型", "维度", "编号", "名称", "用户数", "占比"])
+    label = USER_LABELS[users]
+    w.writerow([period, label, "合计", "", label, us["total"], "100.00%" if us["total"] else ""])
+    for name in LISTS:
+        for it in us[name]:
+            w.writerow(
+                [
+                    period,
+                    label,
+                    LIST_LABELS[name],
+                    it.get("id", ""),
+                    _cell(it["name"]),
+                    it["value"],
+                    f"{it['share'] * 100:.2f}%",
+                ]
+            )
+    return "\ufeff".encode() + buf.getvalue().encode("utf-8")
