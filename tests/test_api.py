@@ -302,7 +302,7 @@ def test_healthz_and_openapi(client):
     spec = client.get("/openapi.json").json()
     assert "/healthz" in spec["paths"] and not any(p.startswith("/datacube") for p in spec["paths"])
     r = client.get("/no/such/page")
-    assert r.status_code == 404 and r.json()["error"] == "not found"
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
 def test_unexpected_errors_are_wechat_system_errors(client, monkeypatch):

@@ -59,7 +59,9 @@ class RequestLog:
             if not status["sent"]:
                 wechat = scope["path"].startswith(WECHAT_PREFIXES)
                 body = orjson.dumps(
-                    E.error_body(E.SYSTEM_ERROR) if wechat else {"error": "internal error"}
+                    E.error_body(E.SYSTEM_ERROR)
+                    if wechat
+                    else {"error": {"code": "internal", "message": "internal error"}}
                 )
                 ctype = CONTENT_TYPE if wechat else "application/json"
                 await send_wrapper(
@@ -114,6 +116,7 @@ def create_app(
     app.state.tokens = tokens
     app.state.portraits = portraits
     app.state.committer = committer
+    app.state.trusted_proxies = (limits or CollectLimits()).trusted_proxies
     wechat = WeChatRoutes(store.catalog, tokens, portraits).routes()
     collect = CollectRoutes(store.catalog, tokens, committer, limits or CollectLimits()).routes()
     for route in [*wechat, *collect]:
@@ -128,7 +131,8 @@ def create_app(
 
     @app.exception_handler(404)
     async def not_found(request, exc):
-        return JSONResponse({"error": "not found", "path": request.url.path}, status_code=404)
+        message = f"no route {request.url.path}"
+        return JSONResponse({"error": {"code": "not_found", "message": message}}, status_code=404)
 
     app.add_middleware(RequestLog)
     return app

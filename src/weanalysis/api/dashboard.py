@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from weanalysis import __version__
 from weanalysis.api import dashboard_schema as S
+from weanalysis.api.collect_routes import client_ip
 from weanalysis.auth.sessions import COOKIE_NAME, SessionSigner, load_key
 from weanalysis.auth.throttle import FailureLimiter
 from weanalysis.portrait.query import DateFormatError, parse_date
@@ -197,7 +198,8 @@ class Dashboard:
             if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
                 # JSON only: a cross-site form cannot post it without a CORS preflight
                 raise DashboardError(400, "bad_request", "请求格式不正确")
-            client = request.client.host if request.client else "-"
+            # behind a trusted proxy, the visitor's address (as for /collect)
+            client = client_ip(request, getattr(request.app.state, "trusted_proxies", ())) or "-"
             appid = creds.appid.strip()
             app = await run_in_threadpool(self.authenticate, client, appid, creds.secret)
             value = self.signer.issue(app.appid)

@@ -1,1 +1,1 @@
-"""Access tokens for the WeChat-compatible API."""
+"""Access tokens (WeChat API), signed dashboard sessions, and sign-in throttling."""
