@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 test: venv
 	$(PY) -m ruff check src tests bench scripts
+	node --test sdk/miniprogram/test/
 	$(PY) -m pytest
 
 lint: venv
@@ -31,7 +32,7 @@ bench: venv
 	$(PY) -m bench
 
 bench-quick: venv
-	$(PY) -m bench --dau 50000 --days 31
+	$(PY) -m bench --dau 50000 --days 31 --jsonl-rows 50000 --server-seconds 15
 
 clean:
 	rm -rf $(VENV) weanalysis-data bench/.data

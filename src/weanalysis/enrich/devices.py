@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -195,6 +196,12 @@ _IOS_UA: Final = (
 )
 
 
+# device_detector loads its regex files lazily into shared class state, through a Rust YAML
+# parser; two threads doing so at once crashed the process once (a segfault in yaml_rs). Misses
+# are rare (results are cached per model), so they are simply serialised.
+DETECTOR_LOCK = threading.RLock()
+
+
 def _detect(model: str) -> tuple[str, str]:
     """(brand, model) that device_detector names for a model code; ("", "") when unknown.
 
@@ -205,8 +212,9 @@ def _detect(model: str) -> tuple[str, str]:
     """
     code = re.sub(r"[();]", " ", model).strip()
     template = _IOS_UA if _APPLE_MODEL.match(code) else _ANDROID_UA
-    d = _detector_class()(template.format(code), check_cache=False).parse()
-    return d.device_brand() or "", d.device_model() or ""
+    with DETECTOR_LOCK:
+        d = _detector_class()(template.format(code), check_cache=False).parse()
+        return d.device_brand() or "", d.device_model() or ""
 
 
 def _norm(s: str) -> str:
@@ -321,9 +329,10 @@ def _is_bot(ua: str, ua_device_family: str | None) -> bool:
     if ua_device_family == "Spider" or _HEADLESS.search(ua):
         return True
     bot, library = _bot_parsers()
-    if bot(ua, None).parse().ua_data:
-        return True
-    return not ua.startswith("Mozilla/") and bool(library(ua, None).parse().ua_data)
+    with DETECTOR_LOCK:
+        if bot(ua, None).parse().ua_data:
+            return True
+        return not ua.startswith("Mozilla/") and bool(library(ua, None).parse().ua_data)
 
 
 @functools.lru_cache(maxsize=65536)
