@@ -96,7 +96,7 @@ class AppSnapshot:
         if sub is None:
             return None
         d = self.dir / sub
-        cols = ["key", "val", "cur_slot", "cur_val"] + (["t"] if full else [])
+        cols = ["key", "val", "cur", "prev"] + (["t"] if full else [])
         return {c: files.load_npy(d / f"{c}.npy") for c in cols}
 
     @functools.cached_property

@@ -8,7 +8,7 @@ then "the latest day in the window where the attribute is known", a scatter in d
 **Person logs** (gender, age): one entry per (user, day) holding the latest known value of
 that day (undated profiles sit on a slot before every day), sorted by ``key = uid << 17 | slot``.
 The answer as of day ``e`` is the last entry with ``slot <= e``: usually the user's last entry
-(``cur_slot``/``cur_val``), else a binary search.
+(``cur``), else the one before it (``prev``), else a binary search.
 
 "Latest" is by time, and a tie goes to the record stored later: merges put the stored rows
 before the new ones and use stable sorts, so storage order breaks ties.
@@ -112,20 +112,31 @@ def merge_person(
             "t": np.insert(ot, pos[add], nt[add]),
             "val": np.insert(ov, pos[add], nv[add]),
         }
-    cur_slot = np.zeros(num_users, dtype=np.int32)
-    cur_val = np.zeros(num_users, dtype=np.int8)
-    if old is not None and len(old["cur_slot"]):
-        n_old = min(len(old["cur_slot"]), num_users)
-        cur_slot[:n_old] = old["cur_slot"][:n_old]
-        cur_val[:n_old] = old["cur_val"][:n_old]
-    # only users with new entries can have a new last entry
+    # per user, the last entry and the one before it, packed as slot << 4 | value: a window
+    # ending before a user's last change is answered by the entry before it, almost always
+    cur = np.zeros(num_users, dtype=np.int32)
+    prev = np.zeros(num_users, dtype=np.int32)
+    if old is not None and len(old["cur"]):
+        n_old = min(len(old["cur"]), num_users)
+        cur[:n_old] = old["cur"][:n_old]
+        prev[:n_old] = old["prev"][:n_old]
+    # only users with new entries can have a new last (or second to last) entry
     users = np.unique(nk >> SLOT_BITS)
-    ends = np.searchsorted(log["key"], (users + 1) << SLOT_BITS) - 1
-    cur_slot[users] = (log["key"][ends] & ((1 << SLOT_BITS) - 1)).astype(np.int32)
-    cur_val[users] = log["val"][ends]
-    log["cur_slot"] = cur_slot
-    log["cur_val"] = cur_val
+    keys = log["key"]
+    ends = np.searchsorted(keys, (users + 1) << SLOT_BITS) - 1
+    cur[users] = _packed(keys[ends], log["val"][ends])
+    before = ends - 1
+    has = (before >= 0) & ((keys[np.maximum(before, 0)] >> SLOT_BITS) == users)
+    prev[users] = np.where(
+        has, _packed(keys[np.maximum(before, 0)], log["val"][np.maximum(before, 0)]), 0
+    )
+    log["cur"] = cur
+    log["prev"] = prev
     return log
+
+
+def _packed(keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    return (((keys & ((1 << SLOT_BITS) - 1)) << 4) | vals.astype(np.int64)).astype(np.int32)
 
 
 def person_values(log: dict[str, np.ndarray] | None, users: np.ndarray, end_day: int) -> np.ndarray:
@@ -133,21 +144,25 @@ def person_values(log: dict[str, np.ndarray] | None, users: np.ndarray, end_day:
     out = np.zeros(len(users), dtype=np.int8)
     if log is None or len(users) == 0:
         return out
-    n = len(log["cur_slot"])
+    n = len(log["cur"])
     inside = users < n
     u = users[inside]
-    cs = log["cur_slot"][u]
-    cv = log["cur_val"][u]
+    c = log["cur"][u]
     e_slot = day_slot(end_day)
-    vals = np.where((cs > 0) & (cs <= e_slot), cv, 0).astype(np.int8)
-    later = np.flatnonzero(cs > e_slot)
+    slot = c >> 4
+    vals = np.where((slot > 0) & (slot <= e_slot), c & 15, 0).astype(np.int8)
+    later = np.flatnonzero(slot > e_slot)
     if len(later):
-        lu = u[later].astype(np.int64)
-        probe = (lu << SLOT_BITS) | e_slot
-        pos = np.searchsorted(log["key"], probe, side="right") - 1
-        ok = pos >= 0
-        pos_ok = np.where(ok, pos, 0)
-        ok &= (log["key"][pos_ok] >> SLOT_BITS) == lu
-        vals[later] = np.where(ok, log["val"][pos_ok], 0)
+        p = log["prev"][u[later]]
+        ps = p >> 4
+        vals[later] = np.where((ps > 0) & (ps <= e_slot), p & 15, 0)
+        deeper = later[ps > e_slot]  # two or more changes after the window: search the log
+        if len(deeper):
+            lu = u[deeper].astype(np.int64)
+            pos = np.searchsorted(log["key"], (lu << SLOT_BITS) | e_slot, side="right") - 1
+            ok = pos >= 0
+            pos_ok = np.where(ok, pos, 0)
+            ok &= (log["key"][pos_ok] >> SLOT_BITS) == lu
+            vals[deeper] = np.where(ok, log["val"][pos_ok], 0)
     out[inside] = vals
     return out
