@@ -17,12 +17,19 @@ from weanalysis.store import files
 from weanalysis.store.summaries import VISIT_ATTRS
 
 MANIFEST = "manifest.json"
+# The layout of an app's files; a data folder written with another layout is refused (with a
+# message) rather than misread. 2: person logs keep each user's last two entries packed.
+FORMAT = 2
+
+
+class StoreFormatError(RuntimeError):
+    """The data folder was written by a weanalysis with another storage format."""
 NO_FIRST_DAY = np.iinfo(np.int32).max
 
 
 def empty_manifest() -> dict:
     return {
-        "format": 1,
+        "format": FORMAT,
         "version": 0,
         "next_seq": 0,
         "users": 0,
@@ -42,9 +49,15 @@ def empty_manifest() -> dict:
 def read_manifest(app_dir: Path) -> dict:
     path = app_dir / MANIFEST
     try:
-        return orjson.loads(path.read_bytes())
+        manifest = orjson.loads(path.read_bytes())
     except FileNotFoundError:
         return empty_manifest()
+    if manifest.get("format") != FORMAT:
+        raise StoreFormatError(
+            f"{app_dir} holds storage format {manifest.get('format')}, this weanalysis reads "
+            f"format {FORMAT}: ingest the records again into a new data folder"
+        )
+    return manifest
 
 
 class AppSnapshot:
