@@ -328,10 +328,10 @@ def test_a_file_failing_midway_reports_what_was_stored(run, tmp_path):
         tmp_path / "good.jsonl", [{"appid": "wx1", "openid": "a", "time": DAY1.format("08:00:00")}]
     )
     (tmp_path / "latin1.csv").write_bytes(
-        "appid,openid,time\nwx1,caf\xe9,1497139200\n".encode("latin-1")
+        "appid,openid,ti\xe9me\nwx1,caf,1497139200\n".encode("latin-1")
     )
     r = run("ingest", "--json", good, "latin1.csv")
-    assert r.exit_code == 2
+    assert r.exit_code == 2 and "header is not UTF-8" in r.output
     out = json.loads(r.output.splitlines()[0])
     assert out["accepted"] == 1 and "latin1.csv" in out["error"]
 
@@ -370,3 +370,14 @@ def test_read_only_commands_do_not_create_a_data_folder(run, tmp_path):
         "20170611",
     )
     assert r.exit_code == 2 and "no data folder" in r.output
+
+
+def test_a_row_that_is_not_utf8_is_rejected_and_the_rest_stored(run, tmp_path):
+    run("app", "add", "wx1", "--secret", "12345678")
+    head = b"appid,openid,time,city\nwx1,a,1497139200,\n"
+    gbk = "wx1,b,1497139200,广州\n".encode("gbk")
+    (tmp_path / "gbk.csv").write_bytes(head + gbk + b"wx1,c,1497139200,\n")
+    r = run("ingest", "--json", "--rejects", "rej.jsonl", "gbk.csv")
+    assert r.exit_code == 1 and json.loads(r.output)["accepted"] == 2
+    rej = json.loads((tmp_path / "rej.jsonl").read_text())
+    assert rej["line"] == 3 and rej["reason"].startswith("not UTF-8 text")

@@ -79,7 +79,15 @@ def serve(
     gc.freeze()
     # Per-request garbage is short-lived: collect it in fewer, still small, young passes.
     gc.set_threshold(20_000, 50, 50)
-    # uvicorn's own access log prints query strings, which carry access tokens: ours does not
+    # uvicorn's own access log prints query strings, which carry access tokens: ours does not.
+    # uvicorn would also believe X-Forwarded-For from loopback peers by default: only the
+    # proxies named with --trusted-proxy are believed, by our own code.
     uvicorn.run(
-        app, host=host, port=port, access_log=False, log_level=log_level, server_header=False
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=log_level,
+        server_header=False,
+        proxy_headers=False,
     )

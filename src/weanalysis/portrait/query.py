@@ -8,7 +8,9 @@ from datetime import date
 
 from weanalysis.store.days import day_date, day_number
 
-DATE_RE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
+# ASCII digits only (\d would take full-width ones), no surrounding blanks
+DATE_RE = re.compile(r"^([0-9]{4})-?([0-9]{2})-?([0-9]{2})$")
+MIN_YEAR = 1970
 
 
 class DateFormatError(ValueError):
@@ -23,13 +25,16 @@ def parse_date(value: object) -> date:
     """
     if not isinstance(value, str):
         raise DateFormatError("a date must be text: yyyymmdd or yyyy-mm-dd")
-    m = DATE_RE.match(value.strip())
-    if not m or (("-" in value) and value.strip().count("-") != 2):
+    m = DATE_RE.fullmatch(value)
+    if not m or ("-" in value and value.count("-") != 2):
         raise DateFormatError(f"{value!r} is not yyyymmdd or yyyy-mm-dd")
     try:
-        return date(int(m[1]), int(m[2]), int(m[3]))
+        d = date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
         raise DateFormatError(f"{value!r} is not a real date") from None
+    if d.year < MIN_YEAR:
+        raise DateFormatError(f"{value!r} is before {MIN_YEAR}")
+    return d
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,9 @@ class PortraitQuery:
 
     @property
     def ref_date(self) -> str:
-        b, e = day_date(self.begin).strftime("%Y%m%d"), day_date(self.end).strftime("%Y%m%d")
+        b, e = (
+            f"{d.year:04d}{d.month:02d}{d.day:02d}" for d in map(day_date, (self.begin, self.end))
+        )
         return b if self.begin == self.end else f"{b}-{e}"
 
 

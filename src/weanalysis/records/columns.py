@@ -213,7 +213,7 @@ def _epoch_ms_vec(nums: np.ndarray) -> np.ndarray:
 
 def _time_range_errors(ms: np.ndarray, valid: np.ndarray, now_ms: int) -> np.ndarray:
     errs = _no_errors(len(ms))
-    errs[valid & (ms < 0)] = "before 1970"
+    errs[valid & (ms < fields.MIN_TIME_MS)] = fields.TOO_EARLY
     errs[valid & (ms > now_ms + fields.MAX_FUTURE_MS)] = "more than a day in the future"
     return errs
 

@@ -25,8 +25,11 @@ MAX_USER_AGENT_CHARS = 2048
 # Epoch numbers below this are seconds, above it milliseconds (1e11 s is the year 5138,
 # 1e11 ms is 1973-03-03): the two readings cannot be confused for real visits.
 EPOCH_MS_THRESHOLD = 100_000_000_000
-# A visit more than a day in the future is a clock or unit error, not a visit.
+# A visit more than a day in the future, or before 2000 (epoch 0 is a default, not a visit), is
+# a clock or unit error.
 MAX_FUTURE_MS = 86_400_000
+MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+TOO_EARLY = "before 2000 (a default value, or the wrong unit?)"
 
 APPID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -107,8 +110,8 @@ def epoch_to_ms(number: float) -> int:
 
 
 def check_time_ms(ms: int, now_ms: int | None = None) -> int:
-    if ms < 0:
-        raise FieldError("before 1970")
+    if ms < MIN_TIME_MS:
+        raise FieldError(TOO_EARLY)
     if now_ms is None:
         now_ms = int(_time.time() * 1000)
     if ms > now_ms + MAX_FUTURE_MS:

@@ -205,9 +205,18 @@ def read_jsonl(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]
     yield from parse_json_objects(source, ((i, line) for i, line in enumerate(f, 1)), chunk_rows)
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate: a byte that was not UTF-8
+        return False
+    return True
+
+
 def read_csv(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]:
     """CSV with a header row, UTF-8 (a BOM is allowed). Empty cells are absent values."""
-    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    # undecodable bytes become surrogates, so one bad row is rejected, not the whole file
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         yield from _read_csv_text(text, f, source, chunk_rows)
     finally:
@@ -225,6 +234,8 @@ def _read_csv_text(
     except (UnicodeDecodeError, csv.Error) as e:
         raise ValueError(f"{source}: cannot read the CSV header: {e}") from None
     header = [h.strip() for h in header]
+    if not _is_utf8(",".join(header)):
+        raise ValueError(f"{source}: the CSV header is not UTF-8 text (save the file as UTF-8)")
     rows: list[dict] = []
     lines: list[int] = []
     texts: list[str] = []
@@ -243,6 +254,11 @@ def _read_csv_text(
         if not cells or all(not c.strip() for c in cells):
             continue
         row_text = ",".join(cells)
+        if not _is_utf8(row_text):
+            shown = row_text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            reason = "not UTF-8 text (save the file as UTF-8; Excel: CSV UTF-8)"
+            rejects.append(Reject(source, lineno, reason, _cut(shown), "encoding"))
+            continue
         if len(cells) > len(header):
             rejects.append(
                 Reject(

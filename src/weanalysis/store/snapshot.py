@@ -24,6 +24,8 @@ FORMAT = 2
 
 class StoreFormatError(RuntimeError):
     """The data folder was written by a weanalysis with another storage format."""
+
+
 NO_FIRST_DAY = np.iinfo(np.int32).max
 
 
