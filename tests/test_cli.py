@@ -381,3 +381,16 @@ def test_a_row_that_is_not_utf8_is_rejected_and_the_rest_stored(run, tmp_path):
     assert r.exit_code == 1 and json.loads(r.output)["accepted"] == 2
     rej = json.loads((tmp_path / "rej.jsonl").read_text())
     assert rej["line"] == 3 and rej["reason"].startswith("not UTF-8 text")
+
+
+def test_a_json_file_may_hold_one_array(run, tmp_path):
+    run("app", "add", "wx1", "--secret", "12345678")
+    rows = [{"appid": "wx1", "openid": "a", "time": 1497139200}, {"appid": "wx1", "openid": ""}, 5]
+    (tmp_path / "arr.json").write_text(json.dumps(rows))
+    r = run("ingest", "--json", "--rejects", "rej.jsonl", "arr.json")
+    assert r.exit_code == 1 and json.loads(r.output)["accepted"] == 1
+    rej = [json.loads(x) for x in (tmp_path / "rej.jsonl").read_text().splitlines()]
+    assert [(x["line"], x["reason"]) for x in rej] == [
+        (2, "openid: missing"),
+        (3, "not a JSON object"),
+    ]

@@ -99,11 +99,16 @@ def demo_cmd(ctx, users, days, seed, serve, host, port) -> None:
                 [(str(path), "jsonl")], progress=lambda n, bar=bar: bar.update(n)
             )
         ing.close()
-        click.echo(
+        filtered = ", ".join(f"{n} {why}" for why, n in sorted(total.filtered_reasons.items()))
+        line = (
             f"{kind}s: {total.accepted} accepted, {total.duplicates} duplicates, "
-            f"{total.filtered} filtered {dict(total.filtered_reasons)}, {total.rejected} rejected",
-            err=True,
+            f"{total.filtered} filtered"
+            + (f" ({filtered})" if filtered else "")
+            + f", {total.rejected} rejected"
         )
+        if total.rejected:
+            line += " (the demo writes one broken line on purpose, to show a reject)"
+        click.echo(line, err=True)
     end = datetime.now(app.tz).date() - timedelta(days=1)
     q = PortraitQuery.of(DEMO_APPID, end - timedelta(days=6), end)
     result = compute(store.snapshot(DEMO_APPID), q)

@@ -202,6 +202,19 @@ def parse_json_objects(
 
 
 def read_jsonl(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]:
+    """JSON Lines; a file that is one JSON array of objects is read too (record N = line N)."""
+    head = f.peek(64)[:64].lstrip() if hasattr(f, "peek") else b""
+    if head.startswith(b"["):
+        try:
+            items = orjson.loads(f.read())
+        except orjson.JSONDecodeError as e:
+            raise ValueError(
+                f"{source}: starts like a JSON array but is not valid JSON ({e})"
+            ) from None
+        if isinstance(items, list):
+            pairs = ((i, orjson.dumps(obj)) for i, obj in enumerate(items, 1))
+            yield from parse_json_objects(source, pairs, chunk_rows)
+            return
     yield from parse_json_objects(source, ((i, line) for i, line in enumerate(f, 1)), chunk_rows)
 
 
