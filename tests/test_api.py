@@ -301,6 +301,8 @@ def test_healthz_and_openapi(client):
     assert client.get("/healthz").json()["status"] == "ok"
     spec = client.get("/openapi.json").json()
     assert "/healthz" in spec["paths"] and not any(p.startswith("/datacube") for p in spec["paths"])
+    assert {"/collect", "/api/v1/records", "/api/v1/portrait"} <= set(spec["paths"])
+    assert spec["components"]["schemas"]["Answer"]["properties"]["rejected"]["type"] == "array"
     r = client.get("/no/such/page")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weanalysis import __version__
 from weanalysis.api.collect_routes import CollectLimits, CollectRoutes
+from weanalysis.api.collect_schema import install_openapi
 from weanalysis.api.dashboard import install_dashboard
 from weanalysis.api.wechat_routes import CONTENT_TYPE, WeChatRoutes
 from weanalysis.auth.tokens import DEFAULT_TTL_S, TokenService
@@ -134,5 +135,6 @@ def create_app(
         message = f"no route {request.url.path}"
         return JSONResponse({"error": {"code": "not_found", "message": message}}, status_code=404)
 
+    install_openapi(app)
     app.add_middleware(RequestLog)
     return app
