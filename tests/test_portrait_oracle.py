@@ -69,9 +69,11 @@ def a_record(draw, tz_name: str, users: int, days: int):
     openid = draw(st.sampled_from(["u1", "u2", "u3", "u4", "u5", "用户6"][:users]))
     day = START + timedelta(days=draw(st.integers(0, days - 1)))
     # minutes around local midnight, or anywhere in the day
-    minute = draw(st.one_of(st.integers(-3, 3), st.integers(0, 24 * 60 - 1)))
+    # a few instants around midnight (so equal times, ties broken by storage order, are common)
+    # or anywhere in the day
+    minute = draw(st.one_of(st.sampled_from([-1, 0, 1]), st.integers(0, 24 * 60 - 1)))
     local = datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(
-        minutes=minute, seconds=draw(st.integers(0, 59))
+        minutes=minute, seconds=draw(st.sampled_from([0, 0, 30, 59]))
     )
     t_ms = int(local.timestamp()) * 1000
     rec: dict = {"appid": "wxapp", "openid": openid}

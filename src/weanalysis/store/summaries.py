@@ -49,21 +49,15 @@ def merge_day(
     ``values[a]`` is 0 where attribute ``a`` is unknown. Returns arrays ``uid`` and, for each
     attribute, ``a`` and ``a_t``, all aligned on the sorted unique uids.
     """
-    if old is not None:
-        all_uid = np.concatenate([old["uid"], uid])
-    else:
-        all_uid = uid
-    users = np.unique(all_uid)
+    if old is not None and len(old["uid"]):
+        # the new rows are summarised on their own (small), then merged into the stored
+        # summary with binary searches and one insertion pass: no sort of the whole day
+        return _merge_summaries(old, merge_day(None, uid, time_ms, values))
+    users = np.unique(uid)
     out: dict[str, np.ndarray] = {"uid": users.astype(np.uint32)}
     for a in VISIT_ATTRS:
-        if old is not None:
-            known_old = old[a] != 0
-            u = np.concatenate([old["uid"][known_old], uid[values[a] != 0]])
-            t = np.concatenate([old[a + "_t"][known_old], time_ms[values[a] != 0]])
-            v = np.concatenate([old[a][known_old], values[a][values[a] != 0]])
-        else:
-            known = values[a] != 0
-            u, t, v = uid[known], time_ms[known], values[a][known]
+        known = values[a] != 0
+        u, t, v = uid[known], time_ms[known], values[a][known]
         order = np.lexsort((t, u))  # stable: equal (uid, time) keep storage order
         last = order[_last_per_group(u[order])]
         col = np.zeros(len(users), dtype=ATTR_DTYPES[a])
@@ -73,6 +67,28 @@ def merge_day(
         col_t[pos] = t[last]
         out[a] = col
         out[a + "_t"] = col_t
+    return out
+
+
+def _merge_summaries(
+    old: dict[str, np.ndarray], new: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """A day's stored summary updated with the summary of later-stored rows (which win ties)."""
+    ou, nu = np.asarray(old["uid"]), new["uid"]
+    pos = np.searchsorted(ou, nu)
+    exists = np.zeros(len(nu), dtype=bool)
+    inside = pos < len(ou)
+    exists[inside] = ou[pos[inside]] == nu[inside]
+    out = {k: np.array(old[k]) for k in new}  # copies: the stored files are read-only maps
+    at = pos[exists]
+    for a in VISIT_ATTRS:
+        nv, nt = new[a][exists], new[a + "_t"][exists]
+        take = (nv != 0) & ((out[a][at] == 0) | (nt >= out[a + "_t"][at]))
+        out[a][at[take]] = nv[take]
+        out[a + "_t"][at[take]] = nt[take]
+    add = ~exists
+    if add.any():
+        out = {k: np.insert(out[k], pos[add], new[k][add]) for k in out}
     return out
 
 
