@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -30,6 +31,7 @@ def kept_answers(store_dir: Path, appid: str, secret: str, end: date, seconds: f
 def collect_throughput(workdir: Path, seconds: float, users: int) -> dict:
     """Visits/s through /collect (batches of 50, enrichment and durable commits included)."""
     data = workdir / "collect-store"
+    shutil.rmtree(data, ignore_errors=True)  # a fresh app each run
     store = Store(data)
     store.catalog.add_app("wxcollect", "collect-secret-01")
     store.close()
