@@ -86,53 +86,36 @@ class TokenService:
         """A new token of the ``token`` pool; older ones of the pool expire within OVERLAP_S."""
         now = self.clock()
         self._checked.clear()
-        with self._lock:
-            db = self.catalog.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(
-                    "UPDATE tokens SET expires_at = MIN(expires_at, ?) "
-                    "WHERE appid = ? AND pool = ? AND revoked = 0 AND expires_at > ?",
-                    (now + OVERLAP_S, appid, POOL_TOKEN, now),
-                )
-                db.execute("DELETE FROM tokens WHERE expires_at < ?", (now - KEEP_EXPIRED_S,))
-                issued = self._insert(appid, POOL_TOKEN, now)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return issued
+        with self._lock, self.catalog.transaction() as db:
+            db.execute(
+                "UPDATE tokens SET expires_at = MIN(expires_at, ?) "
+                "WHERE appid = ? AND pool = ? AND revoked = 0 AND expires_at > ?",
+                (now + OVERLAP_S, appid, POOL_TOKEN, now),
+            )
+            db.execute("DELETE FROM tokens WHERE expires_at < ?", (now - KEEP_EXPIRED_S,))
+            return self._insert(appid, POOL_TOKEN, now)
 
     def stable(self, appid: str, force_refresh: bool = False) -> Issued:
         """The app's stable token: the same while valid; a new one (old revoked) when forced."""
         now = self.clock()
         self._checked.clear()
-        with self._lock:
-            db = self.catalog.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = None
-                if not force_refresh:
-                    row = db.execute(
-                        "SELECT plain, expires_at FROM tokens WHERE appid = ? AND pool = ? "
-                        "AND revoked = 0 AND expires_at > ? ORDER BY issued_at DESC LIMIT 1",
-                        (appid, POOL_STABLE, now),
-                    ).fetchone()
-                if row is not None:
-                    issued = Issued(row[0], max(1, int(row[1] - now)))
-                else:
-                    # the replaced token is invalid at once; it no longer needs its plain text
-                    db.execute(
-                        "UPDATE tokens SET revoked = (expires_at > ?) OR revoked, plain = NULL "
-                        "WHERE appid = ? AND pool = ?",
-                        (now, appid, POOL_STABLE),
-                    )
-                    issued = self._insert(appid, POOL_STABLE, now)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return issued
+        with self._lock, self.catalog.transaction() as db:
+            row = None
+            if not force_refresh:
+                row = db.execute(
+                    "SELECT plain, expires_at FROM tokens WHERE appid = ? AND pool = ? "
+                    "AND revoked = 0 AND expires_at > ? ORDER BY issued_at DESC LIMIT 1",
+                    (appid, POOL_STABLE, now),
+                ).fetchone()
+            if row is not None:
+                return Issued(row[0], max(1, int(row[1] - now)))
+            # the replaced token is invalid at once; it no longer needs its plain text
+            db.execute(
+                "UPDATE tokens SET revoked = (expires_at > ?) OR revoked, plain = NULL "
+                "WHERE appid = ? AND pool = ?",
+                (now, appid, POOL_STABLE),
+            )
+            return self._insert(appid, POOL_STABLE, now)
 
     def check(self, token: str) -> Check:
         now = self.clock()

@@ -6,11 +6,13 @@ CLI (writer) and a running server (reader) need for this small table.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -88,19 +90,25 @@ class Catalog:
         self._migrate()
         self._cache: dict[str, App | None] = {}
 
-    def _migrate(self) -> None:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken at once (BEGIN IMMEDIATE), rolled back on any error."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            (version,) = self.db.execute("PRAGMA user_version").fetchone()
-            for i, ddl in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in ddl.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {i}")
-            self.db.execute("COMMIT")
+            yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            for i, ddl in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in ddl.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {i}")
 
     def close(self) -> None:
         self.db.close()
