@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +80,8 @@ class Enriched:
     platform: np.ndarray  # int8 platform id, 0 unknown
     device: Coded  # WeChat-style device names (None unknown)
     filtered: np.ndarray  # object: None or the filter reason
-    ua_platform: np.ndarray = field(default=None)  # type: ignore[assignment]
-    ua_device: np.ndarray = field(default=None)  # type: ignore[assignment]
+    ua_platform: np.ndarray | None = None  # set by step_user_agent
+    ua_device: Coded | None = None  # set by step_user_agent
 
     def filter(self, mask: np.ndarray, reason: str) -> None:
         self.filtered[mask & (self.filtered == None)] = reason  # noqa: E711

@@ -26,10 +26,6 @@ ISO_OFFSET_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2
 IPV4_RE = r"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
 
 
-def column_len(col: Column) -> int:
-    return len(col)
-
-
 def _no_errors(n: int) -> np.ndarray:
     return np.full(n, None, dtype=object)
 
@@ -118,17 +114,8 @@ def map_scalar(col: Column, parse: ParseFn) -> tuple[list, np.ndarray]:
 
 def int_codes(values: np.ndarray, absent: int, dtype: type) -> np.ndarray:
     """An object array of ints/None (from :func:`map_distinct`) as a typed array."""
-    return (
-        np.array([absent if v is None else v for v in values], dtype=dtype)
-        if len(values) < 64
-        else _int_codes_fast(values, absent, dtype)
-    )
-
-
-def _int_codes_fast(values: np.ndarray, absent: int, dtype: type) -> np.ndarray:
     mask = values == None  # noqa: E711 - elementwise comparison on an object array
-    out = np.where(mask, absent, values)
-    return out.astype(dtype)
+    return np.where(mask, absent, values).astype(dtype)
 
 
 # --- time -----------------------------------------------------------------------------------
