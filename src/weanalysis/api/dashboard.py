@@ -55,6 +55,16 @@ ERRORS = {
 }
 
 
+def _cookie_flags(request: Request) -> dict:
+    """The session cookie's attributes, the same when it is set and when it is cleared."""
+    return {
+        "path": "/",
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+    }
+
+
 class DashboardError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(message)
@@ -206,15 +216,7 @@ class Dashboard:
             session = self.signer.check(value)
             doc = await run_in_threadpool(self.session_doc, app, session.expires_at)
             resp = Response(orjson.dumps(doc), media_type=JSON)
-            resp.set_cookie(
-                COOKIE_NAME,
-                value,
-                max_age=self.signer.ttl_s,
-                path="/",
-                httponly=True,
-                samesite="strict",
-                secure=request.url.scheme == "https",
-            )
+            resp.set_cookie(COOKIE_NAME, value, max_age=self.signer.ttl_s, **_cookie_flags(request))
             return resp
 
         @r.get(
@@ -232,13 +234,7 @@ class Dashboard:
         @r.delete("/session", status_code=204, summary="Sign out (clears the session cookie)")
         async def sign_out(request: Request) -> Response:
             resp = Response(status_code=204)
-            resp.delete_cookie(
-                COOKIE_NAME,
-                path="/",
-                httponly=True,
-                samesite="strict",
-                secure=request.url.scheme == "https",
-            )
+            resp.delete_cookie(COOKIE_NAME, **_cookie_flags(request))
             return resp
 
         @r.get(

@@ -28,3 +28,17 @@ def echo_json(obj: object, pretty: bool = False) -> None:
 def fail(message: str, code: int = 2) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def listen_options(f):
+    """--host and --port, shared by the commands that run the server."""
+    f = click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=8000,
+        show_default=True,
+        help="Port to listen on.",
+    )(f)
+    return click.option(
+        "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+    )(f)

@@ -15,7 +15,7 @@ import click
 
 from weanalysis import demo
 from weanalysis.cli import serve_cmd
-from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.cli.common import echo_json, fail, listen_options, open_store
 from weanalysis.ingest import Ingestor
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
@@ -52,14 +52,7 @@ DEMO_SECRET = "demo-secret-0000"
     help="Serve the API and dashboard afterwards; with --no-serve, print the 7-day portrait "
     "(WeChat's JSON) and exit.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=8000,
-    show_default=True,
-    help="Port to listen on.",
-)
+@listen_options
 @click.pass_context
 def demo_cmd(ctx, users, days, seed, serve, host, port) -> None:
     """Create the demo app, generate and ingest its data, then serve the dashboard.

@@ -9,18 +9,11 @@ import click
 
 from weanalysis.api.collect_routes import CollectLimits
 from weanalysis.auth.tokens import DEFAULT_TTL_S
-from weanalysis.cli.common import open_store
+from weanalysis.cli.common import listen_options, open_store
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=8000,
-    show_default=True,
-    help="Port to listen on.",
-)
+@listen_options
 @click.option(
     "--token-ttl",
     type=click.IntRange(1),
