@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import pytest
 import requests
 from starlette.testclient import TestClient
 
+from tests.servers import free_port, wait_healthy
 from weanalysis.api.app import create_app
 from weanalysis.api.collect_routes import CollectLimits
 from weanalysis.collect.ratelimit import RateLimiter
@@ -218,12 +218,6 @@ def test_concurrent_requests_are_committed_in_groups(store):
     assert store.snapshot("wxC").manifest["counts"]["visits"] == 400
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_kill_9_loses_nothing_acknowledged_and_counts_nothing_twice(tmp_path):
     """A client streams batches; the server is killed with SIGKILL again and again."""
     env = {**os.environ, "WEANALYSIS_DATA": str(tmp_path / "data")}
@@ -254,13 +248,8 @@ def test_kill_9_loses_nothing_acknowledged_and_counts_nothing_twice(tmp_path):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(300):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
-                return proc
-            except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.02)
-        raise RuntimeError("server did not start")
+        wait_healthy(port, proc)
+        return proc
 
     acked: set[str] = set()
     sent_batches = [[visit(f"k{b}", j) for j in range(20)] for b in range(60)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,28 +11,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
+
+from tests.servers import cli, free_port, wait_healthy
 
 wechatpy = pytest.importorskip("wechatpy")
 from wechatpy import WeChatClient  # noqa: E402
 
 YESTERDAY = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli(env, *args, input=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "weanalysis", *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -64,12 +48,7 @@ def server(tmp_path):
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            requests.get(base + "/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.05)
+    wait_healthy(port, proc)
     yield base, env
     proc.terminate()
     _, err = proc.communicate(timeout=10)

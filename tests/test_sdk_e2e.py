@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -23,26 +21,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.servers import cli, free_port, wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "sdk" / "miniprogram" / "testing" / "e2e_driver.mjs"
 APPID = "wxsdk"
 TZ = ZoneInfo("Asia/Shanghai")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli(env, *args, input=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "weanalysis", *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        check=False,
-    )
 
 
 def post(url: str, body: bytes) -> tuple[int, bytes]:
@@ -72,15 +56,10 @@ def server(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.05)
+        try:
+            wait_healthy(port, proc)
+        except RuntimeError as e:
+            raise AssertionError((tmp_path / "server.log").read_text()) from e
         status, _ = post(f"{base}/collect?appid={APPID}", b"[]")
         if status == 404:
             pytest.skip("the server has no POST /collect yet (404): issue 4's beacon endpoint")
