@@ -54,7 +54,7 @@ from tqdm import tqdm
 from bench import catalog
 from bench.ipsample import IpSampler, ipv4_text, ipv6_text
 from bench.spelling import PlaceSpellings
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 from weanalysis.store.days import day_date, day_number
 
 TZ = ZoneInfo("Asia/Shanghai")

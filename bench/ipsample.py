@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from weanalysis.enrich import ipgeo, regions
+from weanalysis.dims import regions
+from weanalysis.enrich import ipgeo
 
 
 class IpSampler:

@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from weanalysis.ingest import Ingestor, Summary
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, Reject
@@ -66,7 +67,7 @@ def ingest_files(
 def weanalysis_document(store: Store, q: PortraitQuery) -> dict:
     """One portrait on a fresh snapshot: nothing is cached across calls."""
     snap = store.snapshot(q.appid)
-    return portrait_document(compute(snap, q))
+    return portrait_document(compute(EmbeddedSource(snap), q))
 
 
 def live_bytes(app_dir: Path) -> int:

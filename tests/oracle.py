@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from weanalysis import dims
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 
 
 @dataclass

@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from weanalysis.api.app import create_app
 from weanalysis.auth.tokens import TokenService
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store
@@ -248,7 +249,9 @@ def test_portrait_equals_cli_document_for_every_span_and_spelling(client, store)
     snap = store.snapshot("wxA")
     for days in (1, 7, 30):
         begin = YESTERDAY - timedelta(days=days - 1)
-        want = portrait_document(compute(snap, PortraitQuery.of("wxA", begin, YESTERDAY)))
+        want = portrait_document(
+            compute(EmbeddedSource(snap), PortraitQuery.of("wxA", begin, YESTERDAY))
+        )
         for spell in (ymd, lambda d: d.isoformat()):
             r = portrait(client, tok, {"begin_date": spell(begin), "end_date": spell(YESTERDAY)})
             assert errcode_of(r) == 0

@@ -20,6 +20,7 @@ from tests.servers import free_port, wait_healthy
 from weanalysis.api.app import create_app
 from weanalysis.api.collect_routes import CollectLimits
 from weanalysis.collect.ratelimit import RateLimiter
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store
@@ -56,7 +57,7 @@ def make_client(store, **limits):
 
 def active_today(store, appid) -> int:
     q = PortraitQuery.of(appid, TODAY, TODAY)
-    return compute(store.snapshot(appid), q).active.total
+    return compute(EmbeddedSource(store.snapshot(appid)), q).active.total
 
 
 def test_collect_answers_the_fate_of_each_record(store):
@@ -192,7 +193,7 @@ def test_records_api_takes_visits_and_profiles_of_the_tokens_app(store):
             c.post("/api/v1/records", params={"access_token": "bad"}, json=body).json()["errcode"]
             == 40001
         )
-    result = compute(store.snapshot("wxC"), PortraitQuery.of("wxC", TODAY, TODAY))
+    result = compute(EmbeddedSource(store.snapshot("wxC")), PortraitQuery.of("wxC", TODAY, TODAY))
     assert [(i.name, i.value) for i in result.active.genders] == [("女", 1)]
     assert [(i.id, i.value) for i in result.active.city] == [(4401, 1)]
 

@@ -20,6 +20,7 @@ from weanalysis.api.app import create_app
 from weanalysis.auth.sessions import COOKIE_NAME, KEY_FILE, SessionSigner, load_key
 from weanalysis.auth.throttle import FailureLimiter
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store
@@ -364,7 +365,9 @@ def test_portrait_lists_equal_the_wechat_document(client, store, days):
     sign_in(client)
     begin = YESTERDAY - timedelta(days=days - 1)
     doc = client.get("/api/v1/portrait", params={"begin": ymd(begin), "end": ymd(YESTERDAY)}).json()
-    result = compute(store.snapshot("wxA"), PortraitQuery.of("wxA", begin, YESTERDAY))
+    result = compute(
+        EmbeddedSource(store.snapshot("wxA")), PortraitQuery.of("wxA", begin, YESTERDAY)
+    )
     wechat = portrait_document(result)
     assert doc["ref_date"] == wechat["ref_date"]
     for ours, theirs, us in (
@@ -466,9 +469,13 @@ def test_csv_is_utf8_with_bom_and_holds_the_set_on_screen(client):
         f"{period},新用户,省份,99,海外,1,50.00%",
         f"{period},新用户,城市,4401,广州,1,50.00%",
     ]
-    assert lines[-3:] == [
+    # the lists follow the dimension table's order: devices, then ages last
+    assert lines[-6:] == [
+        f"{period},新用户,平台,1,iPhone,1,50.00%",
         f"{period},新用户,机型,,未知,1,50.00%",
         f"{period},新用户,机型,,苹果iPhone 13,1,50.00%",
+        f"{period},新用户,年龄,3,25-29岁,1,50.00%",
+        f"{period},新用户,年龄,5,40-49岁,1,50.00%",
         "",
     ]
     assert error_of(client.get("/api/v1/portrait.csv", params={"users": "all"})) == (

@@ -10,7 +10,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = resources.files("weanalysis") / "web"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 
 try:
     from playwright.sync_api import sync_playwright

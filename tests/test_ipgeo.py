@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from weanalysis.dims import regions as r
 from weanalysis.enrich import ipgeo
-from weanalysis.enrich import regions as r
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 

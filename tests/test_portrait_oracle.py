@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tests import oracle
 from weanalysis.enrich import devices
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store
@@ -195,7 +196,9 @@ def test_engine_equals_oracle(tmp_path_factory, history):
         for end_off in range(0, DAYS + 1):
             end = START + timedelta(days=end_off)
             begin = end - timedelta(days=length - 1)
-            got = portrait_document(compute(snap, PortraitQuery.of("wxapp", begin, end)))
+            got = portrait_document(
+                compute(EmbeddedSource(snap), PortraitQuery.of("wxapp", begin, end))
+            )
             want = oracle.portrait(stored, tz, begin, end)
             assert got == want, (begin, end)
     store.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from weanalysis.enrich import regions as r
+from weanalysis.dims import regions as r
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -321,7 +321,7 @@ def test_location_code_normalises_single_city_provinces() -> None:
 
 def test_location_codes_follow_csv_order() -> None:
     # Stored codes must stay valid: the order is the CSV's (append-only), checked here literally.
-    text = (resources.files("weanalysis.enrich") / "data" / "regions.csv").read_text("utf-8")
+    text = (resources.files("weanalysis.dims") / "data" / "regions.csv").read_text("utf-8")
     expected = [(0, 0), (99, 9900)]
     for row in csv.DictReader(io.StringIO(text)):
         p, code = int(row["province_code"]), int(row["code"])

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store
@@ -51,7 +52,7 @@ def all_windows(store, days):
         for length in (1, 3, 7):
             end = START + timedelta(days=e)
             q = PortraitQuery.of("wx1", end - timedelta(days=length - 1), end)
-            out[(length, e)] = portrait_document(compute(snap, q))
+            out[(length, e)] = portrait_document(compute(EmbeddedSource(snap), q))
     return out
 
 
@@ -102,12 +103,14 @@ def test_old_snapshot_stays_consistent_while_a_writer_commits(store, tmp_path):
     ingest(store, tmp_path / "a.jsonl")
     old = store.snapshot("wx1")
     q = PortraitQuery.of("wx1", START, START + timedelta(days=4))
-    first = portrait_document(compute(old, q))
+    first = portrait_document(compute(EmbeddedSource(old), q))
     visits_file(tmp_path / "b.jsonl", 80, 5, seed=2)
     ingest(store, tmp_path / "b.jsonl")
     assert not old.is_current()
-    assert portrait_document(compute(old, q)) == first  # files of old versions are kept a while
-    assert portrait_document(compute(store.snapshot("wx1"), q)) != first
+    assert (
+        portrait_document(compute(EmbeddedSource(old), q)) == first
+    )  # files of old versions are kept a while
+    assert portrait_document(compute(EmbeddedSource(store.snapshot("wx1")), q)) != first
 
 
 def test_reading_while_another_process_ingests(store, tmp_path):
@@ -133,7 +136,7 @@ def test_reading_while_another_process_ingests(store, tmp_path):
     totals = []
     while proc.poll() is None:
         snap = store.snapshot("wx1")
-        doc = portrait_document(compute(snap, q))
+        doc = portrait_document(compute(EmbeddedSource(snap), q))
         seen_versions.add(snap.version)
         totals.append(sum(it["value"] for it in doc["visit_uv"]["platforms"]))
         time.sleep(0.01)
@@ -141,7 +144,7 @@ def test_reading_while_another_process_ingests(store, tmp_path):
     assert proc.returncode == 0 and out["accepted"] == len(rows)
     assert totals == sorted(totals)  # users only ever appear, commit by commit
     assert len(seen_versions) >= 2
-    final = portrait_document(compute(store.snapshot("wx1"), q))
+    final = portrait_document(compute(EmbeddedSource(store.snapshot("wx1")), q))
     assert sum(it["value"] for it in final["visit_uv"]["platforms"]) == len(
         {r["openid"] for r in rows}
     )

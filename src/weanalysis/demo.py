@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 
 # Share of China's internet users by province (CNNIC-like weights; %).
 PROVINCE_WEIGHTS = {

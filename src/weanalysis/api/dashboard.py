@@ -128,7 +128,7 @@ class Dashboard:
         return app
 
     def _data_days(self, appid: str) -> tuple[int | None, int | None]:
-        days = self.portraits.snapshot(appid).day_numbers()
+        days = self.portraits.source(appid).days()
         return (days[0], days[-1]) if days else (None, None)
 
     def session_doc(self, app: App, expires_at: int) -> dict:

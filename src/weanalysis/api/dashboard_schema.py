@@ -14,19 +14,10 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, Field
 
-from weanalysis.enrich import regions
+from weanalysis.dims import BY_LIST, LISTS, regions
 from weanalysis.portrait.query import Item, PortraitResult, UserSet
 from weanalysis.store.days import day_date
 
-LISTS = ("province", "city", "genders", "ages", "platforms", "devices")
-LIST_LABELS = {
-    "province": "省份",
-    "city": "城市",
-    "genders": "性别",
-    "ages": "年龄",
-    "platforms": "平台",
-    "devices": "机型",
-}
 USER_LABELS = {"new": "新用户", "active": "活跃用户"}
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -131,7 +122,7 @@ def _items(name: str, items: list[Item], total: int) -> list[dict]:
 
 
 def user_set_doc(us: UserSet) -> dict:
-    return {"total": us.total, **{n: _items(n, getattr(us, n), us.total) for n in LISTS}}
+    return {"total": us.total, **{n: _items(n, us.lists.get(n, []), us.total) for n in LISTS}}
 
 
 def portrait_body(result: PortraitResult) -> bytes:
@@ -179,7 +170,7 @@ def portrait_csv(doc: dict, users: Literal["new", "active"]) -> bytes:
                 [
                     period,
                     label,
-                    LIST_LABELS[name],
+                    BY_LIST[name].label,
                     it.get("id", ""),
                     _cell(it["name"]),
                     it["value"],

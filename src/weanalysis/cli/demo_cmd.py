@@ -17,6 +17,7 @@ from weanalysis import demo
 from weanalysis.cli import serve_cmd
 from weanalysis.cli.common import echo_json, fail, listen_options, open_store
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.records.validate import PROFILE, VISIT
@@ -104,7 +105,7 @@ def demo_cmd(ctx, users, days, seed, serve, host, port) -> None:
         click.echo(line, err=True)
     end = datetime.now(app.tz).date() - timedelta(days=1)
     q = PortraitQuery.of(DEMO_APPID, end - timedelta(days=6), end)
-    result = compute(store.snapshot(DEMO_APPID), q)
+    result = compute(EmbeddedSource.of(store, DEMO_APPID), q)
     if not serve:
         click.echo(f"demo app: {DEMO_APPID}  secret: {DEMO_SECRET}  data: {store.dir}", err=True)
         click.echo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import DateFormatError, PortraitQuery, parse_date
 from weanalysis.wechat.dialect import portrait_document
@@ -27,5 +28,5 @@ def portrait(ctx, appid, begin, end, pretty) -> None:
     store = open_store(ctx, create=False)
     if store.catalog.get(appid) is None:
         fail(f"app {appid!r} is not registered")
-    result = compute(store.snapshot(appid), PortraitQuery.of(appid, b, e))
+    result = compute(EmbeddedSource.of(store, appid), PortraitQuery.of(appid, b, e))
     echo_json(portrait_document(result), pretty=pretty)

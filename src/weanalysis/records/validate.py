@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from weanalysis.enrich import devices, regions
+from weanalysis.dims import catalog, regions
 from weanalysis.records import columns as C
 from weanalysis.records import fields
 from weanalysis.records.readers import RawChunk, Reject
@@ -71,7 +71,7 @@ def _location(province_value: object, city_value: object) -> tuple[int, int] | N
 
 def _platform(value: object) -> int | None:
     try:
-        p = devices.parse_platform(value)
+        p = catalog.parse_platform(value)
     except (TypeError, ValueError) as e:
         raise fields.FieldError(str(e)) from None
     if p == "devtools":

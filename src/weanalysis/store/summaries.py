@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-VISIT_ATTRS = ("loc", "plat", "dev")
-ATTR_DTYPES = {"loc": np.int16, "plat": np.int8, "dev": np.int32}
+from weanalysis.dims import VALUE_BITS, VISIT_COLUMNS
+
+VISIT_ATTRS = tuple(c.name for c in VISIT_COLUMNS)
+ATTR_DTYPES = {c.name: c.dtype for c in VISIT_COLUMNS}
+VALUE_MASK = (1 << VALUE_BITS) - 1
 SLOT_BITS = 17
 UNDATED_SLOT = 1  # 0 means "no entry"; day d sits on slot d + 2
 
@@ -128,7 +131,7 @@ def merge_person(
             "t": np.insert(ot, pos[add], nt[add]),
             "val": np.insert(ov, pos[add], nv[add]),
         }
-    # per user, the last entry and the one before it, packed as slot << 4 | value: a window
+    # per user, the last entry and the one before it, packed as slot << VALUE_BITS | value: a window
     # ending before a user's last change is answered by the entry before it, almost always
     cur = np.zeros(num_users, dtype=np.int32)
     prev = np.zeros(num_users, dtype=np.int32)
@@ -152,7 +155,9 @@ def merge_person(
 
 
 def _packed(keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    return (((keys & ((1 << SLOT_BITS) - 1)) << 4) | vals.astype(np.int64)).astype(np.int32)
+    return (((keys & ((1 << SLOT_BITS) - 1)) << VALUE_BITS) | vals.astype(np.int64)).astype(
+        np.int32
+    )
 
 
 def person_values(log: dict[str, np.ndarray] | None, users: np.ndarray, end_day: int) -> np.ndarray:
@@ -165,13 +170,13 @@ def person_values(log: dict[str, np.ndarray] | None, users: np.ndarray, end_day:
     u = users[inside]
     c = log["cur"][u]
     e_slot = day_slot(end_day)
-    slot = c >> 4
-    vals = np.where((slot > 0) & (slot <= e_slot), c & 15, 0).astype(np.int8)
+    slot = c >> VALUE_BITS
+    vals = np.where((slot > 0) & (slot <= e_slot), c & VALUE_MASK, 0).astype(np.int8)
     later = np.flatnonzero(slot > e_slot)
     if len(later):
         p = log["prev"][u[later]]
-        ps = p >> 4
-        vals[later] = np.where((ps > 0) & (ps <= e_slot), p & 15, 0)
+        ps = p >> VALUE_BITS
+        vals[later] = np.where((ps > 0) & (ps <= e_slot), p & VALUE_MASK, 0)
         deeper = later[ps > e_slot]  # two or more changes after the window: search the log
         if len(deeper):
             lu = u[deeper].astype(np.int64)

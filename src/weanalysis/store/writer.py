@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 from weanalysis.records.columns import Coded
 from weanalysis.store import dedup, files
 from weanalysis.store.catalog import App

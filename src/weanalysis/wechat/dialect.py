@@ -10,9 +10,9 @@ from datetime import date
 
 import orjson
 
+from weanalysis.dims import LISTS
 from weanalysis.portrait.query import Item, PortraitResult, UserSet
 
-LISTS = ("province", "city", "genders", "platforms", "devices", "ages")
 ALLOWED_SPANS = (0, 6, 29)  # end - begin, in days: 1, 7 or 30 days
 
 
@@ -23,7 +23,7 @@ def _item(it: Item) -> dict:
 
 
 def _user_set(us: UserSet) -> dict:
-    return {name: [_item(it) for it in getattr(us, name)] for name in LISTS}
+    return {name: [_item(it) for it in us.lists.get(name, [])] for name in LISTS}
 
 
 def portrait_document(result: PortraitResult) -> dict:
