@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tests import oracle
 from weanalysis.enrich import devices
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.duck import DuckSource
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
@@ -192,15 +193,19 @@ def test_engine_equals_oracle(tmp_path_factory, history):
     stored = accepted["visit"] + accepted["profile"]
     tz = ZoneInfo(tz_name)
     snap = store.snapshot("wxapp")
+    # the same engine over a second source, DuckDB over the raw records alone: the store's
+    # derived structures (day summaries, person logs, first days) must agree with it
+    duck = DuckSource.of_snapshot(snap)
     for length in (1, 2, 7):
         for end_off in range(0, DAYS + 1):
             end = START + timedelta(days=end_off)
             begin = end - timedelta(days=length - 1)
-            got = portrait_document(
-                compute(EmbeddedSource(snap), PortraitQuery.of("wxapp", begin, end))
-            )
+            q = PortraitQuery.of("wxapp", begin, end)
+            got = portrait_document(compute(EmbeddedSource(snap), q))
             want = oracle.portrait(stored, tz, begin, end)
             assert got == want, (begin, end)
+            assert portrait_document(compute(duck, q)) == want, ("duckdb", begin, end)
+    duck.close()
     store.close()
 
 

@@ -12,6 +12,7 @@ from collections.abc import Hashable
 import numpy as np
 
 from weanalysis.dims import COLUMN, VISIT_COLUMNS
+from weanalysis.dims.table import DEV
 from weanalysis.portrait.source import Window
 from weanalysis.store import AppSnapshot, Store
 from weanalysis.store.summaries import person_values
@@ -72,6 +73,6 @@ class EmbeddedSource:
         return values.astype(COLUMN[column].dtype, copy=False)
 
     def value_names(self, column: str) -> list[str | None]:
-        if column != "dev":
+        if column != DEV.name:  # the only column the store numbers by the data
             raise KeyError(f"column {column} has fixed names")
         return self.snap.device_names
