@@ -20,7 +20,7 @@
  */
 'use strict';
 
-var MAX_BATCH = 50; // server limit: records per request
+var MAX_BATCH = 50; // records per request: well under the server's limit (500), small beacons
 var MAX_BODY = 256 * 1024; // server limit: request body bytes
 var BACKOFF_BASE = 1000;
 var BACKOFF_CAP = 5 * 60 * 1000;

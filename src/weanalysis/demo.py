@@ -97,7 +97,6 @@ BOT_UA = "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search
 class DemoFiles:
     visits: Path
     profiles: Path
-    visit_rows: int
     profile_rows: int
 
 
@@ -144,7 +143,6 @@ def generate(
     phone = rng.choice(len(PHONES), size=users, p=phone_p)
     run_of_code = _runs_by_code(codes)
     vpath = out_dir / "visits.jsonl"
-    n_visits = 0
     with open(vpath, "w", encoding="utf-8") as f:
         for d in range(days):
             day = start + timedelta(days=d)
@@ -189,7 +187,6 @@ def generate(
                 elif extra[k] > 0.999:
                     row["user_agent"] = BOT_UA
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n_visits += n
             if progress:
                 progress(1)
         f.write('{"appid": "' + appid + '", "openid": "broken", "time": \n')  # rejected: bad JSON
@@ -206,7 +203,7 @@ def generate(
             }
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n_profiles += 1
-    return DemoFiles(vpath, ppath, n_visits + 1, n_profiles)
+    return DemoFiles(vpath, ppath, n_profiles)
 
 
 def _openid(u: int) -> str:

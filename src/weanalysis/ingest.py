@@ -1,6 +1,6 @@
 """Ingest: sources -> read -> validate -> enrich -> idempotency keys -> store, with a summary.
 
-Used by the CLI for files; the HTTP collectors of later issues feed :meth:`Ingestor.ingest_chunk`.
+Used by the CLI for files; the HTTP collectors feed :meth:`Ingestor.process_chunk`.
 """
 
 from __future__ import annotations
@@ -145,9 +145,6 @@ class Ingestor:
         save_device_names(self.store.dir / DEVICE_NAMES_FILE)
         if self._own_writer:
             self.writer.close()
-
-    def ingest_chunk(self, chunk: RawChunk) -> Summary:
-        return self.process_chunk(chunk).summary()
 
     def process_chunk(self, chunk: RawChunk) -> ChunkOutcome:
         """Validate, enrich and store one chunk; the fate of each of its rows."""

@@ -354,9 +354,9 @@ def parse_city(value: object, province_id: int | None = None) -> tuple[int, int]
         return OVERSEAS_PROVINCE, OVERSEAS_CITY
 
     if pid is not None:
-        cid = _CITY_NAMES.get(pid, {}).get(text)
-        if cid is not None:
-            return pid, cid
+        named = _CITY_NAMES.get(pid, {}).get(text)
+        if named is not None:
+            return pid, named
         if text in _CITY_EXACT or text in _CITY_ALIAS:
             raise _not_in(text, pid)
         if text in _PROVINCE_BY_NAME:
@@ -367,9 +367,9 @@ def parse_city(value: object, province_id: int | None = None) -> tuple[int, int]
             return pid, _SINGLE_CITY[pid]
         raise ValueError(f"unknown city {text!r} in {province_name(pid)}")
 
-    cid = _CITY_EXACT.get(text)
-    if cid is not None:
-        return CITIES[cid].province, cid
+    exact = _CITY_EXACT.get(text)
+    if exact is not None:
+        return CITIES[exact].province, exact
     if text in _PROVINCE_BY_NAME:
         if text in _CITY_ALIAS:
             other = CITIES[_CITY_ALIAS[text]]
@@ -378,9 +378,9 @@ def parse_city(value: object, province_id: int | None = None) -> tuple[int, int]
                 f"{province_name(other.province)}, or the province); give the province"
             )
         raise ValueError(f"{text!r} is a province, not a city")
-    cid = _CITY_ALIAS.get(text)
-    if cid is not None:
-        return CITIES[cid].province, cid
+    alias = _CITY_ALIAS.get(text)
+    if alias is not None:
+        return CITIES[alias].province, alias
     raise ValueError(f"unknown city {text!r}")
 
 

@@ -23,7 +23,6 @@ import ipaddress
 import os
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -173,7 +172,6 @@ class IpLocator:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        t0 = time.perf_counter()
         self.path = Path(path) if path is not None else default_xdb_path()
         seg = read_xdb(self.path)
         self.created_at = seg.created_at
@@ -199,7 +197,6 @@ class IpLocator:
         # Python lists for single lookups: bisect on a list beats a scalar np.searchsorted ~10x.
         self._starts_list: list[int] = self._starts.tolist()
         self._codes_list: list[int] = self._codes.tolist()
-        self.load_seconds = time.perf_counter() - t0
 
     def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(first address, last address, location code) of every run, e.g. to sample addresses."""

@@ -126,7 +126,8 @@ class DuckSource:
         self.con.close()
 
     def days(self) -> list[int]:
-        return [d for (d,) in self.con.execute("SELECT DISTINCT day FROM visits ORDER BY day")]
+        rows = self.con.execute("SELECT DISTINCT day FROM visits ORDER BY day").fetchall()
+        return [int(d) for (d,) in rows]
 
     def token(self) -> Hashable:
         return self._token

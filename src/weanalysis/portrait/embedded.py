@@ -42,7 +42,7 @@ class EmbeddedSource:
         snap = self.snap
         days = [d for d in snap.day_numbers() if begin <= d <= end]
         if len(days) == 1:
-            s = snap.day(days[0])
+            s = self._day(days[0])
             users = np.asarray(s["uid"])
             values = {c.name: np.asarray(s[c.name]) for c in VISIT_COLUMNS}
         else:
@@ -50,12 +50,18 @@ class EmbeddedSource:
         first = np.asarray(snap.first_day)[users] if len(users) else np.zeros(0, np.int32)
         return Window(users, first, values)
 
+    def _day(self, day: int) -> dict[str, np.ndarray]:
+        s = self.snap.day(day)
+        if s is None:
+            raise KeyError(f"no summary of day {day}")
+        return s
+
     def _scatter(self, days: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         n = self.snap.num_users if days else 0
         active = np.zeros(n, dtype=bool)
         slots = {c.name: np.zeros(n, dtype=c.dtype) for c in VISIT_COLUMNS}
         for d in days:  # ascending: a later day overwrites an earlier one
-            s = self.snap.day(d)
+            s = self._day(d)
             uid = np.asarray(s["uid"])
             active[uid] = True
             for name, slot in slots.items():

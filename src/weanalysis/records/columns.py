@@ -288,13 +288,6 @@ class Coded:
         vals, errs = _parse_all(distinct, parse, None)
         return cls(vals, idx), errs[idx]
 
-    @classmethod
-    def of_rows(cls, values: np.ndarray) -> Coded:
-        distinct, idx = encode(list(values))
-        return cls(
-            np.array(distinct + [None], dtype=object)[:-1] if distinct else np.zeros(0, object), idx
-        )
-
     def __len__(self) -> int:
         return len(self.idx)
 
@@ -304,10 +297,6 @@ class Coded:
     def rows(self) -> np.ndarray:
         """One object per row (slow path, for small batches and tests)."""
         return self.values[self.idx] if len(self.values) else np.full(len(self.idx), None, object)
-
-    def present(self) -> np.ndarray:
-        has = np.array([v is not None for v in self.values], dtype=bool)
-        return has[self.idx] if len(has) else np.zeros(len(self.idx), dtype=bool)
 
     def arrow(self) -> pa.Array:
         """A dictionary-encoded string array (nulls where absent)."""

@@ -38,10 +38,6 @@ def write_json(path: Path, obj: object) -> None:
     atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
 
-def read_json(path: Path) -> object:
-    return orjson.loads(path.read_bytes())
-
-
 def write_npy(path: Path, arr: np.ndarray) -> None:
     """Writes a new immutable .npy (fsynced; the directory is synced by the commit)."""
     with open(path, "wb") as f:
