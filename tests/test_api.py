@@ -10,13 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from starlette.testclient import TestClient
 
+from tests.records import ingest_rows
 from weanalysis.api.app import create_app
 from weanalysis.auth.tokens import TokenService
-from weanalysis.ingest import Ingestor
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
-from weanalysis.store import Store
 from weanalysis.wechat.dialect import portrait_document
 
 PORTRAIT = "/datacube/getweanalysisappiduserportrait"
@@ -31,10 +30,8 @@ def ymd(d):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "data")
-    s.catalog.add_app("wxA", "secret-A-123")
-    s.catalog.add_app("wxB", "secret-B-123")
+def store(tmp_path, make_store):
+    s = make_store({"wxA": "secret-A-123", "wxB": "secret-B-123"})
     rows = []
     for back in range(1, 10):
         day = YESTERDAY - timedelta(days=back - 1)
@@ -56,15 +53,8 @@ def store(tmp_path):
             "province": "北京",
         }
     )
-    path = tmp_path / "v.jsonl"
-    path.write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-    )
-    ing = Ingestor(s, "visit")
-    ing.ingest_sources([(str(path), "jsonl")])
-    ing.close()
-    yield s
-    s.close()
+    ingest_rows(s, tmp_path / "v.jsonl", rows)
+    return s
 
 
 @pytest.fixture
@@ -284,16 +274,8 @@ def test_answers_are_kept_until_a_record_for_their_window_arrives(client, store,
     misses = service.misses
     assert portrait(client, tok, week).json() == first and service.misses == misses
     # a record for yesterday: the week ending yesterday changes, the older week is kept
-    late = tmp_path / "late.jsonl"
-    late.write_text(
-        json.dumps(
-            {"appid": "wxA", "openid": "zz", "time": f"{YESTERDAY.isoformat()}T13:00:00+08:00"}
-        )
-        + "\n"
-    )
-    ing = Ingestor(store, "visit")
-    ing.ingest_sources([(str(late), "jsonl")])
-    ing.close()
+    late = {"appid": "wxA", "openid": "zz", "time": f"{YESTERDAY.isoformat()}T13:00:00+08:00"}
+    ingest_rows(store, tmp_path / "late.jsonl", [late])
     second = portrait(client, tok, week).json()
     assert second != first and service.misses == misses + 1
     portrait(client, tok, old_week)

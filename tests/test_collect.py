@@ -41,12 +41,8 @@ def visit(openid, i=0, **kw):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "data")
-    s.catalog.add_app("wxC", "secret-C-123")
-    s.catalog.add_app("wxD", "secret-D-123")
-    yield s
-    s.close()
+def store(make_store):
+    return make_store({"wxC": "secret-C-123", "wxD": "secret-D-123"})
 
 
 def make_client(store, **limits):
@@ -221,6 +217,7 @@ def test_concurrent_requests_are_committed_in_groups(store):
     assert snap.manifest["counts"]["visits"] == 400
 
 
+@pytest.mark.slow
 def test_kill_9_loses_nothing_acknowledged_and_counts_nothing_twice(tmp_path):
     """A client streams batches; the server is killed with SIGKILL again and again."""
     env = {**os.environ, "WEANALYSIS_DATA": str(tmp_path / "data")}

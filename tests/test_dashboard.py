@@ -15,15 +15,14 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from tests.records import ingest_rows
 from weanalysis.api import dashboard_schema as S
 from weanalysis.api.app import create_app
 from weanalysis.auth.sessions import COOKIE_NAME, KEY_FILE, SessionSigner, load_key
 from weanalysis.auth.throttle import FailureLimiter
-from weanalysis.ingest import Ingestor
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
-from weanalysis.store import Store
 from weanalysis.wechat.dialect import portrait_document
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -41,11 +40,8 @@ def at(d, hour=12):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "data")
-    s.catalog.add_app("wxA", SECRET_A)
-    s.catalog.add_app("wxB", SECRET_B)
-    s.catalog.add_app("wxEmpty", "secret-E-123")
+def store(tmp_path, make_store):
+    s = make_store({"wxA": SECRET_A, "wxB": SECRET_B, "wxEmpty": "secret-E-123"})
     rows = [
         # a0: new yesterday, in 广州 on an iPhone, a woman of 25
         {
@@ -86,13 +82,8 @@ def store(tmp_path):
         },
         {"appid": "wxB", "openid": "b0", "time": at(YESTERDAY), "province": "北京"},
     ]
-    path = tmp_path / "v.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    ing = Ingestor(s, "visit")
-    ing.ingest_sources([(str(path), "jsonl")])
-    ing.close()
-    yield s
-    s.close()
+    ingest_rows(s, tmp_path / "v.jsonl", rows)
+    return s
 
 
 @pytest.fixture
@@ -437,11 +428,9 @@ def test_an_app_without_data_says_so(client):
 def test_new_records_show_up_in_the_next_answer(client, store, tmp_path):
     sign_in(client)
     before = client.get("/api/v1/portrait").json()["active"]["total"]
-    path = tmp_path / "late.jsonl"
-    path.write_text(json.dumps({"appid": "wxA", "openid": "late", "time": at(YESTERDAY)}) + "\n")
-    ing = Ingestor(store, "visit")
-    ing.ingest_sources([(str(path), "jsonl")])
-    ing.close()
+    ingest_rows(
+        store, tmp_path / "late.jsonl", [{"appid": "wxA", "openid": "late", "time": at(YESTERDAY)}]
+    )
     assert client.get("/api/v1/portrait").json()["active"]["total"] == before + 1
 
 

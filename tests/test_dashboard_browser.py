@@ -25,6 +25,8 @@ import requests
 
 from weanalysis.dims import regions
 
+pytestmark = pytest.mark.slow
+
 try:
     from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - reported by the fixture below

@@ -17,6 +17,8 @@ from tests.servers import cli, free_port, wait_healthy
 wechatpy = pytest.importorskip("wechatpy")
 from wechatpy import WeChatClient  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 YESTERDAY = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
 
 

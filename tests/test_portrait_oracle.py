@@ -153,6 +153,7 @@ def a_history(draw):
     return tz, recs, chunk
 
 
+@pytest.mark.slow
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -23,6 +23,8 @@ import pytest
 
 from tests.servers import cli, free_port, wait_healthy
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "sdk" / "miniprogram" / "testing" / "e2e_driver.mjs"
 APPID = "wxsdk"

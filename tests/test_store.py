@@ -13,11 +13,10 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from weanalysis.ingest import Ingestor
+from tests.records import ingest_file
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
-from weanalysis.store import Store
 from weanalysis.wechat.dialect import portrait_document
 
 START = date(2017, 6, 1)
@@ -57,25 +56,13 @@ def all_windows(store, days):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "data")
-    s.catalog.add_app("wx1", "secret-123")
-    yield s
-    s.close()
-
-
-def ingest(store, path, kind="visit", chunk_rows=1000):
-    ing = Ingestor(store, kind)
-    try:
-        total, _ = ing.ingest_sources([(str(path), "jsonl")], chunk_rows=chunk_rows)
-    finally:
-        ing.close()
-    return total
+def store(make_store):
+    return make_store({"wx1": "secret-123"})
 
 
 def test_late_record_changes_only_windows_ending_on_or_after_its_day(store, tmp_path):
     visits_file(tmp_path / "v.jsonl", 30, 10)
-    ingest(store, tmp_path / "v.jsonl")
+    ingest_file(store, tmp_path / "v.jsonl")
     before = all_windows(store, 10)
     late = [
         {
@@ -89,7 +76,7 @@ def test_late_record_changes_only_windows_ending_on_or_after_its_day(store, tmp_
     (tmp_path / "late.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in late)
     )
-    assert ingest(store, tmp_path / "late.jsonl").accepted == 2
+    assert ingest_file(store, tmp_path / "late.jsonl").accepted == 2
     after = all_windows(store, 10)
     changed = {k for k in before if before[k] != after[k]}
     # the answer for [b, e] depends only on records of days <= e (SPEC.md 3)
@@ -100,12 +87,12 @@ def test_late_record_changes_only_windows_ending_on_or_after_its_day(store, tmp_
 
 def test_old_snapshot_stays_consistent_while_a_writer_commits(store, tmp_path):
     visits_file(tmp_path / "a.jsonl", 50, 5, seed=1)
-    ingest(store, tmp_path / "a.jsonl")
+    ingest_file(store, tmp_path / "a.jsonl")
     old = store.snapshot("wx1")
     q = PortraitQuery.of("wx1", START, START + timedelta(days=4))
     first = portrait_document(compute(EmbeddedSource(old), q))
     visits_file(tmp_path / "b.jsonl", 80, 5, seed=2)
-    ingest(store, tmp_path / "b.jsonl")
+    ingest_file(store, tmp_path / "b.jsonl")
     assert not old.is_current()
     assert (
         portrait_document(compute(EmbeddedSource(old), q)) == first
@@ -113,6 +100,7 @@ def test_old_snapshot_stays_consistent_while_a_writer_commits(store, tmp_path):
     assert portrait_document(compute(EmbeddedSource(store.snapshot("wx1")), q)) != first
 
 
+@pytest.mark.slow
 def test_reading_while_another_process_ingests(store, tmp_path):
     """A reader in this process and a CLI ingest in another: every read is a whole commit."""
     rows = visits_file(tmp_path / "big.jsonl", 3000, 20, seed=3)
@@ -150,7 +138,10 @@ def test_reading_while_another_process_ingests(store, tmp_path):
     )
 
 
-def test_kill_9_during_ingest_loses_nothing_committed_and_counts_nothing_twice(store, tmp_path):
+@pytest.mark.slow
+def test_kill_9_during_ingest_loses_nothing_committed_and_counts_nothing_twice(
+    store, tmp_path, make_store
+):
     rows = visits_file(tmp_path / "big.jsonl", 4000, 30, seed=4)
     env = {**os.environ, "WEANALYSIS_DATA": str(store.dir)}
     proc = subprocess.Popen(
@@ -175,15 +166,13 @@ def test_kill_9_during_ingest_loses_nothing_committed_and_counts_nothing_twice(s
     partial = store.snapshot("wx1").manifest["counts"]["visits"]
     assert 0 < partial < len(rows)
     # the store is readable, and re-sending the whole file completes it exactly once
-    total = ingest(store, tmp_path / "big.jsonl")
+    total = ingest_file(store, tmp_path / "big.jsonl")
     assert total.accepted + total.duplicates == len(rows)
     assert total.duplicates >= partial
     assert store.snapshot("wx1").manifest["counts"]["visits"] == len(rows)
-    reference = Store(tmp_path / "ref")
-    reference.catalog.add_app("wx1", "secret-123")
-    ingest(reference, tmp_path / "big.jsonl")
+    reference = make_store({"wx1": "secret-123"}, name="ref")
+    ingest_file(reference, tmp_path / "big.jsonl")
     assert all_windows(store, 30) == all_windows(reference, 30)
-    reference.close()
 
 
 def test_string_hash_depends_on_the_string_alone():
