@@ -59,7 +59,7 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
     apps = store.catalog.list()
     rows = []
     for a in apps:
-        m = store.snapshot(a.appid).manifest
+        snap = store.snapshot(a.appid)
         rows.append(
             {
                 "appid": a.appid,
@@ -67,9 +67,9 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
                 "created_at": datetime.fromtimestamp(a.created_at, UTC).isoformat(
                     timespec="seconds"
                 ),
-                "users": m["users"],
-                "visits": m["counts"]["visits"],
-                "profiles": m["counts"]["profiles"],
+                "users": snap.num_users,
+                "visits": snap.record_count("visit"),
+                "profiles": snap.record_count("profile"),
             }
         )
     if as_json:

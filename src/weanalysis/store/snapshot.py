@@ -86,6 +86,10 @@ class AppSnapshot:
     def num_users(self) -> int:
         return self.manifest["users"]
 
+    def record_count(self, kind: str) -> int:
+        """Records of ``kind`` ("visit" or "profile") stored."""
+        return int(self.manifest["counts"][kind + "s"])
+
     def day_numbers(self) -> list[int]:
         return sorted(int(d) for d in self.manifest["days"])
 
