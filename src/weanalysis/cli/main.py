@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from weanalysis.cli import apps, demo_cmd, ingest_cmd, portrait_cmd, serve_cmd
+from weanalysis.cli import apps, demo_cmd, ingest_cmd, portrait_cmd, serve_cmd, spark_cmd
 from weanalysis.settings import BY_NAME
 
 DATA = BY_NAME["data"]
@@ -36,6 +36,7 @@ cli.add_command(ingest_cmd.ingest)
 cli.add_command(portrait_cmd.portrait)
 cli.add_command(demo_cmd.demo_cmd)
 cli.add_command(serve_cmd.serve)
+cli.add_command(spark_cmd.spark)
 
 
 def main() -> None:
