@@ -16,6 +16,8 @@ import pyarrow as pa
 
 from weanalysis import dims
 from weanalysis.enrich.pipeline import enrich, load_device_names, save_device_names
+from weanalysis.portrait.imported import is_imported
+from weanalysis.records.fields import FieldError
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, RawChunk, Reject, read_records
 from weanalysis.records.validate import PROFILE, VISIT, Validator, ValidChunk
 from weanalysis.store import Batch, Store, Writer
@@ -135,11 +137,21 @@ class Ingestor:
     ):
         self.store = store
         self.kind = kind
-        self.validator = Validator(kind, lambda appid: store.catalog.get(appid) is not None)
+        self.validator = Validator(kind, self._registered)
         self._own_writer = writer is None
         self.writer = writer or store.writer()
         self.on_reject = on_reject
         load_device_names(store.dir / DEVICE_NAMES_FILE)
+
+    def _registered(self, appid: str) -> bool:
+        if self.store.catalog.get(appid) is None:
+            return False
+        if is_imported(self.store.app_dir(appid)):  # never a silent mix of the two
+            raise FieldError(
+                f"app {appid!r} holds portraits imported from a cluster (weanalysis portraits "
+                "import): its records are not stored here"
+            )
+        return True
 
     def close(self) -> None:
         save_device_names(self.store.dir / DEVICE_NAMES_FILE)

@@ -28,6 +28,7 @@ from weanalysis.api import dashboard_schema as S
 from weanalysis.api.collect_routes import client_ip
 from weanalysis.auth.sessions import COOKIE_NAME, SessionSigner, load_key
 from weanalysis.auth.throttle import FailureLimiter
+from weanalysis.portrait.imported import NotImported
 from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PortraitService
 from weanalysis.store import App, Store
@@ -128,7 +129,7 @@ class Dashboard:
         return app
 
     def _data_days(self, appid: str) -> tuple[int | None, int | None]:
-        days = self.portraits.source(appid).days()
+        days = self.portraits.days(appid)
         return (days[0], days[-1]) if days else (None, None)
 
     def session_doc(self, app: App, expires_at: int) -> dict:
@@ -163,7 +164,12 @@ class Dashboard:
     async def portrait(self, app: App, begin: date, end: date) -> bytes:
         body = self.portraits.cached(app.appid, begin, end)
         if body is None:
-            body = await run_in_threadpool(self.portraits.document, app.appid, begin, end)
+            try:
+                body = await run_in_threadpool(self.portraits.document, app.appid, begin, end)
+            except NotImported:
+                raise DashboardError(
+                    404, "not_imported", "该时间段的画像未导入（本应用的画像由集群计算后导入）"
+                ) from None
         first, last = self._data_days(app.appid)
         return S.portrait_document(app.appid, body, first, last)
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from weanalysis.api.body import BodyTooLarge, read_capped
 from weanalysis.auth.tokens import TokenService, TokenState
+from weanalysis.portrait.imported import NotImported
 from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PortraitService
 from weanalysis.store import Catalog
@@ -164,7 +165,10 @@ class WeChatRoutes:
             raise E.WeChatError(E.DATE_RANGE_ERROR)
         doc = self.portraits.cached(appid, begin, end)
         if doc is None:
-            doc = await run_in_threadpool(self.portraits.document, appid, begin, end)
+            try:
+                doc = await run_in_threadpool(self.portraits.document, appid, begin, end)
+            except NotImported:  # an imported app without this window: no made-up zeros
+                raise E.WeChatError(E.DATE_RANGE_ERROR, "window not imported") from None
         return wechat_response(doc, 0, request)
 
     async def unknown(self, request: Request) -> Response:

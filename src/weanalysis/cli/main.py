@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from weanalysis.cli import apps, demo_cmd, ingest_cmd, portrait_cmd, serve_cmd, spark_cmd
+from weanalysis.cli import (
+    apps,
+    demo_cmd,
+    ingest_cmd,
+    portrait_cmd,
+    portraits_cmd,
+    serve_cmd,
+    spark_cmd,
+)
 from weanalysis.settings import BY_NAME
 
 DATA = BY_NAME["data"]
@@ -37,6 +45,7 @@ cli.add_command(portrait_cmd.portrait)
 cli.add_command(demo_cmd.demo_cmd)
 cli.add_command(serve_cmd.serve)
 cli.add_command(spark_cmd.spark)
+cli.add_command(portraits_cmd.portraits)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from datetime import date
 
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
+from weanalysis.portrait.imported import ImportedPortraits, NotImported, is_imported
 from weanalysis.portrait.query import PortraitQuery, PortraitResult
 from weanalysis.store import Store
 
@@ -29,6 +30,7 @@ class PortraitService:
         self.render = render
         self.max_cached = max_cached
         self._sources: dict[str, EmbeddedSource] = {}
+        self._imported: dict[str, ImportedPortraits] = {}
         self._cache: OrderedDict[tuple[str, int, int], tuple[Hashable, bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int, int], threading.Lock] = {}
@@ -42,9 +44,27 @@ class PortraitService:
             src = self._sources[appid] = EmbeddedSource.of(self.store, appid)
         return src
 
+    def imported(self, appid: str) -> ImportedPortraits | None:
+        """The app's imported windows, when it is an imported app (see portrait.imported)."""
+        imp = self._imported.get(appid)
+        if imp is None and is_imported(self.store.app_dir(appid)):
+            imp = self._imported[appid] = ImportedPortraits(self.store.app_dir(appid), appid)
+        return imp
+
+    def days(self, appid: str) -> list[int]:
+        """The days with data: visits (embedded) or imported windows, ascending."""
+        imp = self.imported(appid)
+        return imp.days() if imp is not None else self.source(appid).days()
+
     def cached(self, appid: str, begin: date, end: date) -> bytes | None:
         """The kept answer if it is still exact, else None (cheap: no computation)."""
         q = PortraitQuery.of(appid, begin, end)
+        imp = self.imported(appid)
+        if imp is not None:
+            try:
+                return self.render(imp.get(q.begin, q.end))
+            except NotImported:
+                return None
         key = (appid, q.begin, q.end)
         hit = self._cache.get(key)
         if hit is None:
@@ -58,8 +78,14 @@ class PortraitService:
         return hit[1]
 
     def document(self, appid: str, begin: date, end: date) -> bytes:
-        """The rendered answer for the window, from the cache when it is still exact."""
+        """The rendered answer for the window, from the cache when it is still exact.
+
+        Raises :class:`NotImported` for a window an imported app does not have.
+        """
         q = PortraitQuery.of(appid, begin, end)
+        imp = self.imported(appid)
+        if imp is not None:
+            return self.render(imp.get(q.begin, q.end))
         key = (appid, q.begin, q.end)
         src = self.source(appid)
         with self._lock:

@@ -1,24 +1,24 @@
 """The one place the Spark job touches the dimension catalogue (regions, names, age buckets).
 
 Locations travel through the job packed as ``province_id * 10**6 + city_id`` (county-level city
-ids have six digits), so the job needs no dense location table; the driver unpacks the counts.
+ids have six digits), so the executors and the ``--store`` reader need no dense location table;
+the driver turns the collected counts back into the columns' codes, and the lists are made by the
+engine's own code from :data:`weanalysis.dims.DIMENSIONS` (one owner of the document's format).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from weanalysis import dims
-from weanalysis.enrich import regions
-from weanalysis.portrait.query import Item, UserSet
+from weanalysis.dims import regions
+from weanalysis.portrait.engine import _ranked_items
+from weanalysis.portrait.query import UserSet
 
 LOC_PACK = 1_000_000
-TOP_DEVICES = 20
-UNKNOWN = dims.UNKNOWN
 # age -> age bucket id, indexed by age in years (0..150)
 AGE_BUCKETS = [dims.age_bucket(a) for a in range(dims.MIN_AGE, dims.MAX_AGE + 1)]
+_LOC_CODE = {p * LOC_PACK + c: i for i, (p, c) in enumerate(regions.LOCATIONS)}
 
 
 def packed_locations(loc_codes: np.ndarray) -> np.ndarray:
@@ -29,34 +29,29 @@ def packed_locations(loc_codes: np.ndarray) -> np.ndarray:
     )
 
 
-def _ranked(counts: dict[int, int], name_of: Callable[[int], str]) -> list[Item]:
-    items = [Item(i, name_of(i), int(c)) for i, c in counts.items() if c > 0]
-    items.sort(key=lambda it: (-it.value, it.id))
-    return items
+def user_set(total: int, counts: dict[str, dict]) -> UserSet:
+    """Users per value of each column -> the ranked lists of SPEC.md section 3.
 
-
-def user_set(
-    total: int,
-    loc: dict[int, int],
-    plat: dict[int, int],
-    dev: dict[str | None, int],
-    gender: dict[int, int],
-    age: dict[int, int],
-) -> UserSet:
-    """Counts per value (0 / None: unknown) -> the six ranked lists of SPEC.md section 3."""
-    prov: dict[int, int] = {}
-    city: dict[int, int] = {}
-    for packed, n in loc.items():
-        p, c = divmod(int(packed), LOC_PACK)
-        prov[p] = prov.get(p, 0) + n
-        city[c] = city.get(c, 0) + n
-    us = UserSet(total=total)
-    us.province = _ranked(prov, regions.province_name)
-    us.city = _ranked(city, regions.city_name)
-    us.genders = _ranked(gender, dims.GENDER_NAMES.__getitem__)
-    us.ages = _ranked(age, dims.AGE_NAMES.__getitem__)
-    us.platforms = _ranked(plat, dims.PLATFORM_NAMES.__getitem__)
-    devices = [Item(None, name or UNKNOWN, int(n)) for name, n in dev.items() if n > 0]
-    devices.sort(key=lambda it: (-it.value, it.name))
-    us.devices = devices[:TOP_DEVICES]
-    return us
+    ``counts`` maps a column name (``loc``, ``plat``, ``dev``, ``gender``, ``age``) to
+    ``{value: users}``: packed locations, ids, or device names (None: unknown).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    names: dict[str, list[str | None]] = {}
+    for col in dims.COLUMNS:
+        got = counts.get(col.name, {})
+        if col.size is None:  # numbered by the data: code 0 is unknown, then the names
+            names[col.name] = [None, *sorted(n for n in got if n is not None)]
+            code = {n: i for i, n in enumerate(names[col.name])}
+            arr = np.zeros(len(names[col.name]), dtype=np.int64)
+            for n, v in got.items():
+                arr[code[n]] += v
+        else:
+            arr = np.zeros(col.size, dtype=np.int64)
+            for value, v in got.items():
+                arr[_LOC_CODE[value] if col.name == "loc" else value] += v
+        arrays[col.name] = arr
+    lists = {
+        d.list_name: _ranked_items(d, arrays[d.column.name], names.get(d.column.name))
+        for d in dims.DIMENSIONS
+    }
+    return UserSet(total=total, lists=lists)

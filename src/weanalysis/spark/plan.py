@@ -30,6 +30,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from weanalysis import dims
 from weanalysis.portrait.query import PortraitQuery, PortraitResult
 from weanalysis.records.readers import FORMATS, detect_format
 from weanalysis.spark import catalogue
@@ -51,7 +52,7 @@ warnings.filterwarnings("ignore", message="PySpark does not yet fully support pa
 VISIT, PROFILE = KIND_CODES["visit"], KIND_CODES["profile"]
 LONG_MIN = -(2**63)
 SLOT_SHIFT = 32  # visit attributes: slot << 32 | value
-PERSON_SHIFT = 4  # gender, age bucket: slot << 4 | value
+PERSON_SHIFT = dims.VALUE_BITS  # gender, age bucket: slot << 4 | value
 UNDATED_SLOT = 1  # day d sits on slot d + 2; an undated profile before every day
 SETS = {0: "new", 1: "active"}
 
@@ -301,8 +302,9 @@ def window_counts(days: DataFrame, end: int, lengths: list[int]) -> DataFrame:
         ]
     users = rows.groupBy("openid").agg(*aggs).filter(F.col(f"act{longest}").isNotNull())
     low = (1 << SLOT_SHIFT) - 1
-    g = F.coalesce(F.col("gp").bitwiseAND(15), F.lit(0)).cast("int")
-    a = F.coalesce(F.col("ap").bitwiseAND(15), F.lit(0)).cast("int")
+    person_low = (1 << PERSON_SHIFT) - 1
+    g = F.coalesce(F.col("gp").bitwiseAND(person_low), F.lit(0)).cast("int")
+    a = F.coalesce(F.col("ap").bitwiseAND(person_low), F.lit(0)).cast("int")
     entries = []
     for L in lengths:
         vals = [
@@ -339,27 +341,22 @@ def window_counts(days: DataFrame, end: int, lengths: list[int]) -> DataFrame:
 def results(appid: str, end: int, lengths: list[int], counts: list) -> list[PortraitResult]:
     """Collected GROUPING SETS rows -> one :class:`PortraitResult` per window."""
     # grouping_id bits, highest first: L s loc plat dev g a (1 = aggregated away)
-    attr_of_gid = {0b0011111: None, 0b0001111: "loc", 0b0010111: "plat", 0b0011011: "dev"}
-    attr_of_gid |= {0b0011101: "g", 0b0011110: "a"}
-    sets = {
-        (L, s): {"total": 0, "loc": {}, "plat": {}, "dev": {}, "g": {}, "a": {}}
-        for L in lengths
-        for s in SETS
-    }
+    column_of_gid = {0b0001111: "loc", 0b0010111: "plat", 0b0011011: "dev"}
+    column_of_gid |= {0b0011101: "gender", 0b0011110: "age"}
+    field_of = {"loc": "loc", "plat": "plat", "dev": "dev", "gender": "g", "age": "a"}
+    totals = {(L, s): 0 for L in lengths for s in SETS}
+    per_column: dict[tuple[int, int], dict[str, dict]] = {k: {} for k in totals}
     for row in counts:
-        attr = attr_of_gid[row["gid"]]
-        c = sets[(row["L"], row["s"])]
-        if attr is None:
-            c["total"] = row["n"]
+        key = (row["L"], row["s"])
+        column = column_of_gid.get(row["gid"])
+        if column is None:
+            totals[key] = row["n"]
         else:
-            c[attr][row[attr]] = row["n"]
+            per_column[key].setdefault(column, {})[row[field_of[column]]] = row["n"]
     out = []
     for L in lengths:
-        us = {}
-        for s in SETS:
-            c = sets[(L, s)]
-            us[s] = catalogue.user_set(c["total"], c["loc"], c["plat"], c["dev"], c["g"], c["a"])
-        out.append(PortraitResult(PortraitQuery(appid, end - L + 1, end), us[0], us[1]))
+        new, active = (catalogue.user_set(totals[(L, s)], per_column[(L, s)]) for s in SETS)
+        out.append(PortraitResult(PortraitQuery(appid, end - L + 1, end), new, active))
     return out
 
 
