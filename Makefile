@@ -49,7 +49,7 @@ bench: venv
 	$(PY) -m bench
 
 bench-quick: venv
-	$(PY) -m bench --dau 50000 --days 31 --jsonl-rows 50000 --server-seconds 15
+	$(PY) -m bench --dau 50000 --days 31 --jsonl-rows 50000 --server-seconds 15 --spark-dau 10000
 
 clean:
 	rm -rf $(VENV) weanalysis-data bench/.data

@@ -9,7 +9,9 @@ Phases (each logged to standard error with its time and memory):
 3. the 1-, 7- and 30-day portraits ending on the last day: ``compute()`` on a fresh snapshot,
    1 warm-up + ``--repeat`` timed runs, median;
 4. the DuckDB baseline (:mod:`bench.baseline`): untimed preparation, then the same windows,
-   timed the same way; each window's document must equal weanalysis' (exit status 1 if not).
+   timed the same way; each window's document must equal weanalysis' (exit status 1 if not);
+5. the server phases, then the Spark job on ``local[2]`` (:mod:`bench.spark`) on its own smaller
+   data set (``--spark-dau``), whose documents must equal the embedded engine's.
 
 The table goes to standard output and to ``WORKDIR/results.md``.
 """
@@ -85,6 +87,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="(implies --keep) skip ingest when the store exists: for iterating on queries",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--spark-dau",
+        type=int,
+        default=50_000,
+        help="daily active users of the Spark row's own data set (%(default)s; 0 skips it)",
+    )
     p.add_argument(
         "--server-seconds",
         type=float,
@@ -221,8 +229,22 @@ def run(a: argparse.Namespace) -> int:
             )
             ph.note = json.dumps(server["collect"])
 
+    spark_result = None
+    if a.spark_dau > 0:
+        import dataclasses
+
+        from bench import spark as bench_spark
+
+        with phases.phase(f"spark job local[2] at {a.spark_dau:,} DAU") as ph:
+            spark_result = bench_spark.run(
+                dataclasses.replace(prm, dau=a.spark_dau), workdir / "spark", progress
+            )
+            ph.note = json.dumps(spark_result)
+
     rows = table_rows(a, meta, ingests, results, baseline_prep, store_dir, input_dir, db_path)
     rows += server_rows(server)
+    if spark_result:
+        rows += bench_spark.rows(spark_result)
     rows += machine
     text = render(rows)
     phase_lines = [
@@ -238,6 +260,9 @@ def run(a: argparse.Namespace) -> int:
     log(f"wrote {workdir / 'results.md'}")
     if any(r.match is False for r in results.values()):
         log("FAILED: the baseline's documents differ from weanalysis' (see MISMATCH above)")
+        return 1
+    if spark_result and not (spark_result["documents_equal"] and spark_result["accepted_equal"]):
+        log("FAILED: the Spark job's documents differ from the embedded engine's")
         return 1
     return 0
 

@@ -27,6 +27,7 @@ from tests.test_portrait_oracle import DAYS, START, ZONES, a_record, content_key
 from weanalysis import demo  # noqa: E402
 from weanalysis.enrich import devices  # noqa: E402
 from weanalysis.ingest import Ingestor  # noqa: E402
+from weanalysis.portrait.embedded import EmbeddedSource  # noqa: E402
 from weanalysis.portrait.engine import compute  # noqa: E402
 from weanalysis.portrait.query import PortraitQuery  # noqa: E402
 from weanalysis.spark import job, plan  # noqa: E402
@@ -62,9 +63,9 @@ def ingest(store: Store, kind: str, paths: list[Path], chunk_rows: int = 1000):
 
 
 def embedded_documents(store: Store, ends: list[int], lengths: list[int]) -> list[dict]:
-    snap = store.snapshot(APPID)
+    src = EmbeddedSource.of(store, APPID)
     return [
-        portrait_document(compute(snap, PortraitQuery(APPID, e - L + 1, e)))
+        portrait_document(compute(src, PortraitQuery(APPID, e - L + 1, e)))
         for e in ends
         for L in lengths
     ]

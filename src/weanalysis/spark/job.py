@@ -40,6 +40,7 @@ class JobSpec:
     rejects: str | None = None  # a directory (any Hadoop path) for the rejected records
     now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     partitions: int | None = None  # partitions of the per-user data (default: Spark's)
+    measure: bool = False  # also count the (user, day) rows and their cached bytes (bench)
 
 
 @dataclass
@@ -47,6 +48,13 @@ class JobResult:
     summary: Summary
     by_kind: dict[str, Summary]
     windows: list[PortraitResult]
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase
+    measures: dict[str, int] = field(default_factory=dict)  # with JobSpec.measure
+
+
+def _cached_bytes(spark: SparkSession) -> int:
+    infos = spark.sparkContext._jsc.sc().getRDDStorageInfo()
+    return sum(int(i.memSize()) + int(i.diskSize()) for i in infos)
 
 
 def _summaries(counts: list, accepted: dict[int, int]) -> tuple[Summary, dict[str, Summary]]:
@@ -76,6 +84,15 @@ def run(
 ) -> JobResult:
     """Run the job; raises :class:`plan.JobError` for bad input (nothing is written then)."""
     say = progress or (lambda m: None)
+    seconds: dict[str, float] = {}
+    measures: dict[str, int] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        seconds[name] = seconds.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
     if spec.store_app_dir is not None:
         say(f"reading the stored records of {spec.appid}")
         records = plan.records_of_store(spark, spec.store_app_dir, spec.store_manifest)
@@ -86,6 +103,10 @@ def run(
         ctx = JobContext(spec.appid, spec.timezone, spec.now_ms, inputs.files)
         parsed = plan.prepared(spark, inputs, ctx)
         counts = plan.summary_counts(parsed)
+        lap("prepare")
+        if spec.measure:
+            measures["input_rows"] = sum(r["n"] for r in counts)
+            measures["prepared_bytes"] = _cached_bytes(spark)
         errors = [r for r in counts if r["rec"] == SOURCE_ERROR]
         if errors:
             parsed.unpersist()
@@ -93,6 +114,7 @@ def run(
         if spec.rejects:
             _write_rejects(spark, parsed, inputs, spec.rejects)
         records = plan.deduplicated(parsed)
+        lap("rejects")
     if records is None:  # an empty data folder
         days = None
         accepted: dict[int, int] = {}
@@ -104,6 +126,12 @@ def run(
             KIND_CODES["visit"]: int(tot["v"] or 0),
             KIND_CODES["profile"]: int(tot["p"] or 0),
         }
+        lap("dedup and user days")
+        if spec.measure:
+            before = measures.get("prepared_bytes", 0)
+            measures["user_day_rows"] = days.count()
+            measures["user_day_bytes"] = _cached_bytes(spark) - before
+            lap("measure")
     if parsed is not None:
         total, by_kind = _summaries(counts, accepted)
     else:
@@ -121,11 +149,12 @@ def run(
             continue
         rows = plan.window_counts(days, end, spec.lengths).collect()
         windows += plan.results(spec.appid, end, spec.lengths, rows)
+        lap("windows")
     if days is not None:
         days.unpersist()
     if parsed is not None:
         parsed.unpersist()
-    return JobResult(total, by_kind, windows)
+    return JobResult(total, by_kind, windows, seconds, measures)
 
 
 def _write_rejects(spark: SparkSession, parsed, inputs: plan.Inputs, where: str) -> None:
