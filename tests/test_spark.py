@@ -298,3 +298,94 @@ def test_inputs_that_are_not_there(spark, tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(plan.JobError, match="bad.parquet"):
         spark_job(spark, "UTC", [20000], [1], [str(tmp_path / "bad.parquet")])
+
+
+def test_the_command_line_end_to_end(tmp_path):
+    """`weanalysis spark portraits` as the README shows it, then `portraits import`: the WeChat
+    API serves exactly the documents the embedded engine gives for the same records."""
+    import os
+    import subprocess
+    import sys
+
+    from starlette.testclient import TestClient
+
+    from tests.servers import cli
+    from weanalysis.api.app import create_app
+
+    tz = ZoneInfo("Asia/Shanghai")
+    yesterday = datetime.now(tz).date() - timedelta(days=1)
+    rows = [
+        {
+            "appid": APPID,
+            "openid": f"u{u}",
+            "time": f"{(yesterday - timedelta(days=u % 10)).isoformat()}T0{u % 10}:30:00+08:00",
+            "province": ["广东", "北京", "四川"][u % 3],
+            "platform": ["ios", "android", "devtools"][u % 3],
+            "brand": "HUAWEI",
+            "model": "NOH-AN00",
+            "gender": ["男", "女"][u % 2],
+            "age": 20 + u,
+        }
+        for u in range(60)
+    ]
+    (tmp_path / "lake").mkdir()
+    for i in range(3):
+        part = rows[i::3] + ["oops"]
+        (tmp_path / "lake" / f"part-{i}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), "utf-8"
+        )
+    env = {**os.environ, "WEANALYSIS_DATA": str(tmp_path / "data")}
+    assert cli(env, "app", "add", APPID, "--secret", "secret-123").returncode == 0
+    assert cli(env, "app", "add", "wxcluster", "--secret", "secret-123").returncode == 0
+    files = sorted(str(p) for p in (tmp_path / "lake").glob("*.jsonl"))
+    ingest = cli(env, "ingest", "--json", *files)
+    out = tmp_path / "portraits.jsonl"
+    end = yesterday.strftime("%Y%m%d")
+    args = ["--appid", APPID, "--timezone", "Asia/Shanghai", "--visits"]
+    args += [str(tmp_path / "lake" / "*.jsonl"), "--end", end, "--days", "1,7,30"]
+    args += ["--out", str(out), "--json", "--rejects", str(tmp_path / "rejects")]
+    r = cli(env, "spark", "portraits", "--master", "local[2]", *args)
+    assert r.returncode == 1, r.stderr.decode()[-3000:]  # 1: some records were rejected
+    summary = json.loads(r.stdout)
+    want = json.loads(ingest.stdout)
+    for k in ("accepted", "duplicates", "filtered", "rejected"):
+        assert summary[k] == want[k], k
+    assert summary["rejected_reasons"] == want["rejected_reasons"] == {"json": 3}
+    lines = [json.loads(x) for x in out.read_text("utf-8").splitlines()]
+    assert [(x["begin"], x["end"]) for x in lines] == [
+        ((yesterday - timedelta(days=n - 1)).strftime("%Y%m%d"), end) for n in (1, 7, 30)
+    ]
+    for x in lines:
+        embedded = cli(env, "portrait", "--appid", APPID, "--begin", x["begin"], "--end", x["end"])
+        assert x["document"] == json.loads(embedded.stdout)
+    assert lines[-1]["document"]["visit_uv"]["devices"] == [
+        {"name": "华为Mate 40 Pro", "value": 40}
+    ]
+    # the documents, imported for another app, are what its WeChat API answers
+    cluster = [dict(x, appid="wxcluster") for x in lines]
+    (tmp_path / "cluster.jsonl").write_text("".join(json.dumps(x) + "\n" for x in cluster))
+    imp = cli(env, "portraits", "import", "--appid", "wxcluster", str(tmp_path / "cluster.jsonl"))
+    assert imp.returncode == 0, imp.stderr
+    from weanalysis.store import Store
+
+    store = Store(tmp_path / "data")
+    with TestClient(create_app(store, token_ttl=7200)) as c:
+        tok = c.get(
+            "/cgi-bin/token",
+            params={
+                "grant_type": "client_credential",
+                "appid": "wxcluster",
+                "secret": "secret-123",
+            },
+        ).json()["access_token"]
+        for x in lines:
+            r = c.post(
+                f"/datacube/getweanalysisappiduserportrait?access_token={tok}",
+                json={"begin_date": x["begin"], "end_date": x["end"]},
+            )
+            assert r.json() == x["document"]
+    store.close()
+    path = subprocess.run(
+        [sys.executable, "-m", "weanalysis", "spark", "job-path"], capture_output=True, check=True
+    )
+    assert Path(path.stdout.decode().strip()).is_file()

@@ -149,8 +149,10 @@ def list_inputs(
 
 def prepared(spark: SparkSession, inputs: Inputs, ctx: JobContext) -> DataFrame:
     """Every input record as an output row of :func:`prepare_files` (cached: read once)."""
-    # one file per Arrow batch: a worker holds one file's bytes at a time
+    # one file per Arrow batch: a worker holds one file's bytes at a time; and one file per task
+    # (a file is never split: its lines need their numbers), so files spread over the executors
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1m")
     raw = spark.read.format("binaryFile").load(list(inputs.files)).select("path", "content")
     schema = from_arrow_schema(OUT_SCHEMA)
     out = raw.mapInArrow(functools.partial(prepare_files, ctx=ctx), schema)
