@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(dau=DEFAULT_DAU)
     p.add_argument("--workdir", type=Path, default=Path("bench/.data/spark"))
     p.add_argument("--driver-memory", default="6g")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
-    r = run(gen.params_from_args(a), a.workdir, driver_memory=a.driver_memory)
+    r = run(gen.params_from_args(a), a.workdir, not a.no_progress, a.driver_memory)
     print(json.dumps(r, indent=2))
     sys.exit(0 if r["documents_equal"] and r["accepted_equal"] else 1)
 
