@@ -178,10 +178,14 @@ def portraits(
         except ValueError as e:
             fail(f"--timezone: {e}")
     conf = _conf(confs)
+    try:
+        from weanalysis.spark import job, plan
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        fail(f"PySpark is not installed ({e}): pip install 'weanalysis[spark]'")
 
-    from weanalysis.spark.job import JobSpec
-
-    spec = JobSpec(appid=appid, timezone=timezone or DEFAULT_TIMEZONE, ends=ends, lengths=lengths)
+    spec = job.JobSpec(
+        appid=appid, timezone=timezone or DEFAULT_TIMEZONE, ends=ends, lengths=lengths
+    )
     spec.partitions = partitions
     if store:
         _from_store(spec, store, timezone)
@@ -194,10 +198,6 @@ def portraits(
         )
     if master is None and not os.environ.get(SUBMITTED_ENV):
         master = "local[*]"
-    try:
-        from weanalysis.spark import job, plan
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        fail(f"PySpark is not installed ({e}): pip install 'weanalysis[spark]'")
 
     def progress(msg: str) -> None:
         if not as_json or sys.stderr.isatty():

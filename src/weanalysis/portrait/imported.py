@@ -43,19 +43,19 @@ def parse_line(appid: str, line: bytes, where: str) -> tuple[tuple[int, int], Po
     """One line of a Spark job's output -> ((begin, end), result); ValueError says what is wrong."""
     try:
         obj = orjson.loads(line)
-    except orjson.JSONDecodeError as e:
-        raise ValueError(f"{where}: not JSON ({e})") from None
+    except orjson.JSONDecodeError as err:
+        raise ValueError(f"{where}: not JSON ({err})") from None
     if not isinstance(obj, dict) or set(obj) != {"appid", "begin", "end", "document"}:
         raise ValueError(f"{where}: expected an object with appid, begin, end, document")
     if obj["appid"] != appid:
         raise ValueError(f"{where}: a window of app {obj['appid']!r}, not {appid!r}")
     try:
-        b, e = parse_date(obj["begin"]), parse_date(obj["end"])
+        begin, end = parse_date(obj["begin"]), parse_date(obj["end"])
     except DateFormatError as err:
         raise ValueError(f"{where}: {err}") from None
-    if b > e:
+    if begin > end:
         raise ValueError(f"{where}: begin {obj['begin']} is after end {obj['end']}")
-    q = PortraitQuery.of(appid, b, e)
+    q = PortraitQuery.of(appid, begin, end)
     try:
         result = portrait_result(q, obj["document"])
     except ValueError as err:
