@@ -23,6 +23,7 @@ BASE = ["spark", "portraits", "--appid", "wxapp", "--out", "o.jsonl"]
         (["--visits", "v.jsonl", "--end", "20261101", "--days", "0"], "--days"),
         (["--visits", "v.jsonl", "--end", "20261101", "--timezone", "Mars/Base"], "--timezone"),
         (["--visits", "v.jsonl", "--end", "20261101", "--conf", "nokey"], "KEY=VALUE"),
+        (["--visits", "v", "--end", "20261101", "--out", "no/such/dir/o.jsonl"], "existing folder"),
     ],
 )
 def test_usage_errors(args, message, tmp_path):

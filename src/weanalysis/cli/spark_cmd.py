@@ -158,6 +158,10 @@ def portraits(
         fail("give either --store or --visits/--profiles, not both")
     if not store and not visits and not profiles:
         fail("nothing to read: give --visits (and --profiles) or --store")
+    if out != "-" and "://" not in out:
+        parent = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(parent) or os.path.isdir(out):
+            fail(f"--out {out}: not a file in an existing folder")
     if as_json and out == "-":
         fail("--json and --out - both want standard output: give --out a file")
     if end and (end_from or end_to):
