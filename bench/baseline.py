@@ -26,8 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from weanalysis import dims
-from weanalysis.dims import regions
-from weanalysis.portrait.engine import TOP_DEVICES
+from weanalysis.dims import TOP_DEVICES, regions
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import AppSnapshot, Store
 
