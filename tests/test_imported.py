@@ -120,6 +120,12 @@ def test_never_a_silent_mix(setup):
     assert r.exit_code == 1
     summary = json.loads(r.output)
     assert summary["rejected_reasons"] == {"appid": 1}
+    # and so are live records (/collect goes through the same ingest)
+    visit = {"openid": "y", "time": f"{YESTERDAY}T02:00:00+08:00"}
+    with TestClient(create_app(store, token_ttl=7200)) as c:
+        got = c.post("/collect?appid=wxI", json=[visit]).json()
+    assert got["accepted"] == 0
+    assert got["rejected"][0]["reason"].startswith("appid: app 'wxI' holds portraits imported")
     assert store.snapshot("wxI").manifest["version"] == 0
 
 
