@@ -101,6 +101,11 @@ def test_imported_windows_are_served_unchanged(setup):
         miss = c.get("/api/v1/portrait", params={"begin": ymd(b), "end": ymd(b)})
         assert miss.status_code == 404
         assert miss.json()["error"]["code"] == "not_imported"
+    # and `weanalysis portrait` prints them too
+    r = run("portrait", "--appid", "wxI", "--begin", ymd(b7), "--end", ymd(YESTERDAY))
+    assert r.exit_code == 0 and json.loads(r.output) == docs[7]
+    r = run("portrait", "--appid", "wxI", "--begin", ymd(b), "--end", ymd(b))
+    assert r.exit_code == 2 and "no portrait was imported" in r.output
 
 
 def test_never_a_silent_mix(setup):

@@ -7,6 +7,7 @@ import click
 from weanalysis.cli.common import echo_json, fail, open_store
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
+from weanalysis.portrait.imported import ImportedPortraits, NotImported, is_imported
 from weanalysis.portrait.query import DateFormatError, PortraitQuery, parse_date
 from weanalysis.wechat.dialect import portrait_document
 
@@ -28,5 +29,12 @@ def portrait(ctx, appid, begin, end, pretty) -> None:
     store = open_store(ctx, create=False)
     if store.catalog.get(appid) is None:
         fail(f"app {appid!r} is not registered")
-    result = compute(EmbeddedSource.of(store, appid), PortraitQuery.of(appid, b, e))
+    q = PortraitQuery.of(appid, b, e)
+    if is_imported(store.app_dir(appid)):  # computed by a cluster: the imported document
+        try:
+            result = ImportedPortraits(store.app_dir(appid), appid).get(q.begin, q.end)
+        except NotImported:
+            fail(f"no portrait was imported for {appid} {q.ref_date} (weanalysis portraits import)")
+    else:
+        result = compute(EmbeddedSource.of(store, appid), q)
     echo_json(portrait_document(result), pretty=pretty)
