@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -193,6 +194,24 @@ def test_device_detector_is_imported_lazily() -> None:
         "assert 'device_detector' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
+
+
+def test_device_detector_reads_its_regexes_with_pyyaml_and_gets_the_same_data() -> None:
+    """The regex files read through PyYAML (which device_detector is given in place of yaml_rs,
+    see enrich/devices.py) hold exactly what yaml_rs reads from them, file by file."""
+    import device_detector
+    import yaml_rs
+
+    from weanalysis.enrich import devices as d
+
+    dd = d._device_detector()
+    assert dd.yaml_loader.yaml_rs is d._PyYAML
+    root = Path(device_detector.__file__).parent / "regexes"
+    files = sorted(root.rglob("*.yml"))
+    assert len(files) > 50
+    for f in files:
+        text = f.read_text("utf-8")
+        assert d._PyYAML.loads(text) == yaml_rs.loads(text), f.name
 
 
 # -- User-Agents --------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
+import yaml
+
 from weanalysis.dims.catalog import (
     DEVTOOLS,
     PLATFORM_ANDROID,
@@ -168,25 +170,46 @@ def _join(brand: str | None, model: str | None) -> str | None:
 # -- device_detector ------------------------------------------------------------------------
 
 
+class _PyYAML:
+    """Stands in for the ``yaml_rs`` module inside device_detector: PyYAML's C safe loader.
+
+    device_detector reads its regex files with yaml_rs (a young Rust parser that releases the GIL
+    while parsing); the test suite saw it segfault in a worker thread, rarely, and twice. PyYAML
+    gives the same data for every file device_detector ships (``tests/test_devices.py`` checks
+    that), in ~0.8 s instead of ~0.1 s, once per process and only for the files a lookup needs.
+    """
+
+    @staticmethod
+    def loads(text: str | bytes) -> Any:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 @functools.cache
-def _detector_class() -> Any:
-    """device_detector's DeviceDetector class, imported once per process on first use.
+def _device_detector() -> Any:
+    """The device_detector package, imported once per process on first use, reading YAML with
+    PyYAML (:class:`_PyYAML`).
 
     Lazy because import plus first parse cost ~0.5 s and ~60 MB, which processes that never see a
     new model (queries, the dashboard) should not pay. Neither the import nor parsing emits
     warnings (checked under ``-W error``), so none are suppressed here.
     """
-    from device_detector import DeviceDetector
+    from device_detector import yaml_loader
 
-    return DeviceDetector
+    yaml_loader.yaml_rs = _PyYAML  # before any regex file is read
+    import device_detector
+
+    return device_detector
 
 
-@functools.cache
+def _detector_class() -> Any:
+    """device_detector's DeviceDetector class."""
+    return _device_detector().DeviceDetector
+
+
 def _bot_parsers() -> tuple[Any, Any]:
     """device_detector's Bot (bots.yml) and Library (HTTP client) parsers."""
-    from device_detector import Bot, Library
-
-    return Bot, Library
+    dd = _device_detector()
+    return dd.Bot, dd.Library
 
 
 _ANDROID_UA: Final = (
@@ -201,9 +224,8 @@ _IOS_UA: Final = (
 )
 
 
-# device_detector loads its regex files lazily into shared class state, through a Rust YAML
-# parser; two threads doing so at once crashed the process once (a segfault in yaml_rs). Misses
-# are rare (results are cached per model), so they are simply serialised.
+# device_detector loads its regex files lazily into shared class state; misses are rare (results
+# are cached per model), so they are simply serialised.
 DETECTOR_LOCK = threading.RLock()
 
 
