@@ -21,9 +21,17 @@ from weanalysis.ingest import Ingestor
 from weanalysis.portrait.duck import DuckSource
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
+from weanalysis.portrait.explore import (
+    Explore,
+    dimension,
+    explore,
+    parse_crosstab,
+    parse_where,
+    trend,
+)
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store
-from weanalysis.wechat.dialect import portrait_document
+from weanalysis.wechat.dialect import portrait_document, trend_document
 
 ZONES = ["Asia/Shanghai", "America/New_York", "UTC", "Asia/Kolkata", "Pacific/Chatham"]
 START = date(2017, 6, 1)
@@ -153,17 +161,13 @@ def a_history(draw):
     return tz, recs, chunk
 
 
-@pytest.mark.slow
-@settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(a_history())
-def test_engine_equals_oracle(tmp_path_factory, history):
+def ingest_history(tmp, history) -> tuple[Store, list[oracle.Rec], ZoneInfo]:
+    """Ingests the drawn records as the README says; returns the store and the accepted records
+    in storage order (visits file first, then profiles)."""
     tz_name, recs, chunk_rows = history
     for _, canon in recs:
         if isinstance(canon.device, tuple):
             canon.device = devices.device_name(*canon.device)
-    tmp = tmp_path_factory.mktemp("store")
     store = Store(tmp / "data")
     store.catalog.add_app("wxapp", "secret-123", tz_name)
     accepted: dict[str, list[oracle.Rec]] = {"visit": [], "profile": []}
@@ -182,17 +186,22 @@ def test_engine_equals_oracle(tmp_path_factory, history):
         path = tmp / f"{kind}.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         files[kind] = path
-    expected_counts = {}
     for kind in ("visit", "profile"):
         ing = Ingestor(store, kind)
         total, _ = ing.ingest_sources([(str(files[kind]), "jsonl")], chunk_rows=chunk_rows)
         ing.close()
         assert total.rejected == 0, total.as_dict()
-        expected_counts[kind] = len(accepted[kind])
-        assert total.accepted == expected_counts[kind]
-    # storage order: visits file first, then profiles
-    stored = accepted["visit"] + accepted["profile"]
-    tz = ZoneInfo(tz_name)
+        assert total.accepted == len(accepted[kind])
+    return store, accepted["visit"] + accepted["profile"], ZoneInfo(tz_name)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(a_history())
+def test_engine_equals_oracle(tmp_path_factory, history):
+    store, stored, tz = ingest_history(tmp_path_factory.mktemp("store"), history)
     snap = store.snapshot("wxapp")
     # the same engine over a second source, DuckDB over the raw records alone: the store's
     # derived structures (day summaries, person logs, first days) must agree with it
@@ -206,6 +215,80 @@ def test_engine_equals_oracle(tmp_path_factory, history):
             want = oracle.portrait(stored, tz, begin, end)
             assert got == want, (begin, end)
             assert portrait_document(compute(duck, q)) == want, ("duckdb", begin, end)
+    duck.close()
+    store.close()
+
+
+# every id the random records can hold, and a few they never do (an empty segment)
+WHERE_VALUES = {
+    "province": [0, 11, 22, 33, 44, 81],
+    "city": [0, 1100, 2202, 4401, 4403, 8100],
+    "genders": [0, 1, 2],
+    "gender": [0, 1, 2],
+    "platforms": [0, 1, 2, 3],
+    "platform": [0, 1, 2, 3],
+    "ages": [0, 1, 2, 3, 4, 5, 6],
+    "age": [0, 2, 6],
+    "devices": ["未知"],
+    "device": ["未知"],
+}
+
+
+@st.composite
+def an_exploration(draw):
+    """A --where list (names of stored devices filled in later), a cross-tab, compare, K."""
+    where = []
+    for _ in range(draw(st.integers(0, 3))):
+        dim = draw(st.sampled_from(sorted(WHERE_VALUES)))
+        if dim.startswith("device"):
+            where.append((dim, None))  # a stored device name or 未知, drawn from the data
+        else:
+            where.append((dim, draw(st.sampled_from(WHERE_VALUES[dim]))))
+    crosstab = draw(st.one_of(st.none(), st.tuples(*[st.sampled_from(sorted(WHERE_VALUES))] * 2)))
+    return where, crosstab, draw(st.booleans()), draw(st.sampled_from([0, 0, 1, 2, 3]))
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(a_history(), an_exploration(), st.data())
+def test_explorer_equals_oracle(tmp_path_factory, history, exploration, data):
+    """--where, --crosstab, --compare, --min-users and trend against the oracle, on random data."""
+    store, stored, tz = ingest_history(tmp_path_factory.mktemp("store"), history)
+    src = EmbeddedSource(store.snapshot("wxapp"))
+    names = sorted({r.device for r in stored if r.device} | {"未知"})
+    raw_where, pair, compare, k = exploration
+    where = [
+        f"{d}={v if v is not None else data.draw(st.sampled_from(names))}" for d, v in raw_where
+    ]
+    seg = parse_where(where)
+    ct = None
+    if pair is not None:
+        a, b = parse_crosstab(",".join(pair))
+        ct = (a.list_name, b.list_name)
+    ex = Explore(where=seg, crosstab=ct, compare=compare, min_users=k)
+    for length in (1, 3, 7):
+        for end_off in (length - 1, DAYS // 2, DAYS):
+            end = START + timedelta(days=end_off)
+            begin = end - timedelta(days=length - 1)
+            q = PortraitQuery.of("wxapp", begin, end)
+            got = portrait_document(explore(src, q, ex))
+            want = oracle.explore(stored, tz, begin, end, where, pair, compare, k)
+            assert got == want, (begin, end, where, pair, compare, k)
+            if length == 1 and not (seg or ct or compare or k):
+                assert got == oracle.portrait(stored, tz, begin, end)
+    dim = data.draw(st.sampled_from(sorted(WHERE_VALUES)))
+    users = data.draw(st.sampled_from(["new", "active"]))
+    begin, end = START - timedelta(days=1), START + timedelta(days=DAYS)
+    tq = PortraitQuery.of("wxapp", begin, end)
+    want = oracle.trend(stored, tz, begin, end, dim, users, where, k)
+    assert trend_document(trend(src, tq, dimension(dim), users, seg, k)) == want
+    # the same explorer over the second source (DuckDB over the raw records alone)
+    duck = DuckSource.of_snapshot(store.snapshot("wxapp"))
+    assert trend_document(trend(duck, tq, dimension(dim), users, seg, k)) == want
+    q = PortraitQuery.of("wxapp", START, START + timedelta(days=DAYS - 1))
+    assert portrait_document(explore(duck, q, ex)) == portrait_document(explore(src, q, ex))
     duck.close()
     store.close()
 

@@ -41,6 +41,28 @@ def add(ctx: click.Context, appid: str, secret: str, timezone: str) -> None:
     click.echo(f"registered {a.appid} (time zone {a.timezone})")
 
 
+@app.command("set")
+@click.argument("appid")
+@click.option(
+    "--min-users",
+    type=click.IntRange(0),
+    required=True,
+    metavar="K",
+    help="Withhold every list item, cross-tab cell and segment total of fewer than K users from "
+    "every output of the app (WeChat API, own API, dashboard, CSV); 0 withholds nothing.",
+)
+@click.pass_context
+def set_app(ctx: click.Context, appid: str, min_users: int) -> None:
+    """Change a setting of APPID."""
+    store = open_store(ctx, create=False)
+    try:
+        store.catalog.set_min_users(appid, min_users)
+    except CatalogError as e:
+        fail(str(e))
+    what = "nothing" if min_users == 0 else f"values of fewer than {min_users} users"
+    click.echo(f"{appid}: min users {min_users} ({what} withheld)")
+
+
 @app.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array on standard output.")
 @click.pass_context

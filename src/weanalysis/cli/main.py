@@ -42,6 +42,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 cli.add_command(apps.app)
 cli.add_command(ingest_cmd.ingest)
 cli.add_command(portrait_cmd.portrait)
+cli.add_command(portrait_cmd.trend_cmd)
 cli.add_command(demo_cmd.demo_cmd)
 cli.add_command(serve_cmd.serve)
 cli.add_command(spark_cmd.spark)

@@ -9,6 +9,7 @@ names, order, top N) comes from that table.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,11 +32,16 @@ class UserValues:
         return len(self.users)
 
 
-def user_values(source: PortraitSource, q: PortraitQuery) -> UserValues:
+def user_values(
+    source: PortraitSource, q: PortraitQuery, columns: Collection[str] | None = None
+) -> UserValues:
+    """The window's users and their values; ``columns`` limits the person columns looked up
+    (a trend of one list needs only its own column)."""
     w = source.window(q.begin, q.end)
     values = dict(w.values)
     for c in PERSON_COLUMNS:
-        values[c.name] = source.person_values(c.name, w.users, q.end)
+        if columns is None or c.name in columns:
+            values[c.name] = source.person_values(c.name, w.users, q.end)
     names = {d.column.name: source.value_names(d.column.name) for d in DIMENSIONS if not d.has_ids}
     return UserValues(w.users, w.first_day >= q.begin, values, names)
 
@@ -44,7 +50,7 @@ def column_size(column: Column, uv: UserValues) -> int:
     return column.size if column.size is not None else len(uv.names[column.name])
 
 
-def _ranked_items(dim: Dimension, counts: np.ndarray, names: list[str | None] | None) -> list[Item]:
+def ranked_items(dim: Dimension, counts: np.ndarray, names: list[str | None] | None) -> list[Item]:
     """A list of the document from the counts per code of its column."""
     codes = np.flatnonzero(counts)
     if dim.has_ids:
@@ -69,7 +75,7 @@ def user_set(uv: UserValues, mask: np.ndarray | None = None) -> UserSet:
         if col.name not in counts:
             v = uv.values[col.name] if mask is None else uv.values[col.name][mask]
             counts[col.name] = np.bincount(v.astype(np.intp), minlength=column_size(col, uv))
-        lists[dim.list_name] = _ranked_items(dim, counts[col.name], uv.names.get(col.name))
+        lists[dim.list_name] = ranked_items(dim, counts[col.name], uv.names.get(col.name))
     total = len(uv) if mask is None else int(np.count_nonzero(mask))
     return UserSet(total=total, lists=lists)
 

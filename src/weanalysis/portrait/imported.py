@@ -12,12 +12,16 @@ The windows live in ``apps/<appid>/imported.jsonl``, one ``{"appid", "begin", "e
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
 
+from weanalysis.portrait.explore import Explore, ExploreError, previous_window
 from weanalysis.portrait.query import DateFormatError, PortraitQuery, PortraitResult, parse_date
+from weanalysis.portrait.withhold import withhold_result
 from weanalysis.store.days import day_number
 from weanalysis.store.files import atomic_write_bytes
 from weanalysis.store.snapshot import read_manifest
@@ -140,3 +144,22 @@ def _refuse_embedded(app_dir: Path, appid: str) -> None:
             f"app {appid!r} has stored records (it is computed here, embedded): import the "
             "cluster's portraits into an app of its own"
         )
+
+
+def explore_imported(imp: ImportedPortraits, q: PortraitQuery, ex: Explore) -> PortraitResult:
+    """An imported window with what the explorer can add without the records: the previous
+    window (when it was imported too) and small groups withheld. Segments and cross-tabs need
+    each user's values, which an imported app does not have: :class:`ExploreError`."""
+    if ex.where or ex.crosstab is not None:
+        raise ExploreError(
+            f"app {q.appid} holds imported portraits, not records: --where and --crosstab need "
+            "the records"
+        )
+    result = copy.deepcopy(imp.get(q.begin, q.end))  # withholding must not touch the kept one
+    if ex.compare:
+        p = previous_window(q)
+        with contextlib.suppress(NotImported):
+            result.previous = copy.deepcopy(imp.get(p.begin, p.end))
+    if ex.min_users > 0:
+        withhold_result(result, ex.min_users)
+    return result

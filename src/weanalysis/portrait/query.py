@@ -68,14 +68,30 @@ class Item:
 
 
 @dataclass
+class Crosstab:
+    """Distinct users per pair of values of two lists (ids; device names for devices).
+
+    ``cells`` holds ``(row, col, value)`` with value > 0, sorted by row then col.
+    """
+
+    rows: str  # list names ("genders")
+    cols: str
+    cells: list[tuple[int | str, int | str, int]]
+
+
+@dataclass
 class UserSet:
     """The portrait of one user set (new or active): one ranked list per dimension.
 
     ``lists`` holds every list of :data:`weanalysis.dims.LISTS`; ``us.genders`` reads one.
+    ``total`` is None only when a segment's size was withheld (fewer than ``min_users`` users);
+    ``withheld`` then counts, per list (and ``crosstab``, ``total``), what was left out.
     """
 
-    total: int = 0
+    total: int | None = 0
     lists: dict[str, list[Item]] = field(default_factory=dict)
+    crosstab: Crosstab | None = None
+    withheld: dict[str, int] | None = None
 
     def __getattr__(self, name: str) -> list[Item]:
         if name in LISTS:
@@ -88,3 +104,8 @@ class PortraitResult:
     query: PortraitQuery
     new: UserSet
     active: UserSet
+    # the explorer's additions (weanalysis.portrait.explore): the segment's conditions as the user
+    # wrote them canonically ("province=44"), the previous window, and the withholding threshold
+    where: tuple[str, ...] = ()
+    previous: PortraitResult | None = None
+    min_users: int = 0

@@ -49,7 +49,12 @@ MIGRATIONS = [
     );
     CREATE INDEX tokens_app_pool ON tokens (appid, pool, expires_at)
     """,
+    # 3: small groups withheld from every output of the app (issue 10); 0 withholds nothing
+    """
+    ALTER TABLE apps ADD COLUMN min_users INTEGER NOT NULL DEFAULT 0
+    """,
 ]
+MAX_MIN_USERS = 1_000_000
 
 
 class CatalogError(ValueError):
@@ -148,6 +153,19 @@ class Catalog:
         if app is not None:  # unknown appids are not cached: they may be registered meanwhile
             self._cache[appid] = app
         return app
+
+    def min_users(self, appid: str) -> int:
+        """The app's withholding threshold, read fresh (another process may have set it)."""
+        row = self.db.execute("SELECT min_users FROM apps WHERE appid = ?", (appid,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_min_users(self, appid: str, k: int) -> None:
+        if not 0 <= k <= MAX_MIN_USERS:
+            raise CatalogError(f"min users must be 0-{MAX_MIN_USERS}, not {k}")
+        with self.transaction() as db:
+            cur = db.execute("UPDATE apps SET min_users = ? WHERE appid = ?", (k, appid))
+            if cur.rowcount == 0:
+                raise CatalogError(f"app {appid!r} is not registered")
 
     def list(self) -> list[App]:
         rows = self.db.execute("SELECT appid, timezone, created_at FROM apps ORDER BY appid")

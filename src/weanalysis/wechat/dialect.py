@@ -11,7 +11,9 @@ from datetime import date
 import orjson
 
 from weanalysis.dims import BY_LIST, LISTS
-from weanalysis.portrait.query import Item, PortraitQuery, PortraitResult, UserSet
+from weanalysis.portrait.explore import Trend, yyyymmdd
+from weanalysis.portrait.query import Crosstab, Item, PortraitQuery, PortraitResult, UserSet
+from weanalysis.portrait.withhold import reason
 
 ALLOWED_SPANS = (0, 6, 29)  # end - begin, in days: 1, 7 or 30 days
 
@@ -22,17 +24,62 @@ def _item(it: Item) -> dict:
     return {"id": it.id, "name": it.name, "value": it.value}
 
 
-def _user_set(us: UserSet) -> dict:
-    return {name: [_item(it) for it in us.lists.get(name, [])] for name in LISTS}
+def _user_set(us: UserSet, total: bool) -> dict:
+    doc: dict = {"total": us.total} if total else {}
+    doc.update({name: [_item(it) for it in us.lists.get(name, [])] for name in LISTS})
+    if us.crosstab is not None:
+        doc["crosstab"] = crosstab_doc(us.crosstab)
+    return doc
+
+
+def crosstab_doc(ct: Crosstab) -> dict:
+    return {
+        "rows": ct.rows,
+        "cols": ct.cols,
+        "cells": [{"row": r, "col": c, "value": v} for r, c, v in ct.cells],
+    }
+
+
+def withheld_doc(k: int, parts: dict[str, dict[str, int] | None]) -> dict:
+    return {"min_users": k, "reason": reason(k), **parts}
 
 
 def portrait_document(result: PortraitResult) -> dict:
-    """The body of a successful ``getweanalysisappiduserportrait`` answer."""
-    return {
+    """The body of a successful ``getweanalysisappiduserportrait`` answer.
+
+    The explorer's additions (issue 10) appear only when asked for: each user set's ``total``
+    for a segment, its ``crosstab``, the ``previous`` window's document, and ``withheld`` when
+    small groups are withheld. A plain query gives WeChat's document exactly.
+    """
+    segment = bool(result.where)
+    doc = {
         "ref_date": result.query.ref_date,
-        "visit_uv_new": _user_set(result.new),
-        "visit_uv": _user_set(result.active),
+        "visit_uv_new": _user_set(result.new, segment),
+        "visit_uv": _user_set(result.active, segment),
     }
+    if result.previous is not None:
+        doc["previous"] = portrait_document(result.previous)
+    if result.min_users:
+        doc["withheld"] = withheld_doc(
+            result.min_users,
+            {"visit_uv_new": result.new.withheld, "visit_uv": result.active.withheld},
+        )
+    return doc
+
+
+def trend_document(t: Trend) -> dict:
+    """``weanalysis trend``'s answer: one day's list of the dimension per day of the window."""
+    doc = {
+        "dim": t.dim,
+        "users": t.users,
+        "days": [
+            {"date": yyyymmdd(d.day), "total": d.total, "items": [_item(it) for it in d.items]}
+            for d in t.days
+        ],
+    }
+    if t.min_users:
+        doc["withheld"] = withheld_doc(t.min_users, dict(t.withheld or {}))
+    return doc
 
 
 def dumps(doc: dict) -> bytes:

@@ -1,0 +1,313 @@
+"""The portrait explorer: segments, cross-tabs, comparison and trends (issue 10).
+
+Everything here works on :class:`~weanalysis.portrait.engine.UserValues` — every active user of a
+window with the one value per column that SPEC.md section 3 gives them — and on the declared
+dimension table, so no list is special-cased:
+
+- a **segment** (``--where province=44``) is a boolean mask over the users: one lookup table per
+  condition (column code -> does its list id match), gathered by the users' codes;
+- a **cross-tab** of lists A and B is a 2-D ``bincount`` of the users' dense indices of both lists;
+- **compare** is the same query on the window of the same length that ends the day before;
+- a **trend** is one 1-day list per day of the window.
+
+Withholding small groups (``min_users``) happens after counting, in :mod:`.withhold`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from weanalysis.dims import BY_LIST, BY_SPELLING, DIMENSIONS, UNKNOWN, Dimension
+from weanalysis.portrait.engine import (
+    UserValues,
+    column_size,
+    ranked_items,
+    user_set,
+    user_values,
+)
+from weanalysis.portrait.query import Crosstab, Item, PortraitQuery, PortraitResult
+from weanalysis.portrait.source import PortraitSource
+from weanalysis.portrait.withhold import withhold_result, withhold_trend
+from weanalysis.store.days import day_date
+
+USERS = ("new", "active")
+SPELLINGS = ", ".join(
+    f"{d.singular}/{d.list_name}" if d.singular else d.list_name for d in DIMENSIONS
+)
+
+
+class ExploreError(ValueError):
+    """A request naming an unknown dimension or value; the message says which."""
+
+
+# -- dimensions and segments ---------------------------------------------------------------------
+
+
+def dimension(spelling: str) -> Dimension:
+    """The list a user names, singular or plural (``gender`` or ``genders``)."""
+    dim = BY_SPELLING.get(spelling.strip())
+    if dim is None:
+        raise ExploreError(f"unknown dimension {spelling!r} (one of {SPELLINGS})")
+    return dim
+
+
+def _ids_of_codes(dim: Dimension) -> np.ndarray:
+    """The list id of every code of the column (fixed-size columns only)."""
+    return _IDS_OF_CODES[dim.list_name]
+
+
+def known_ids(dim: Dimension) -> frozenset[int]:
+    return _KNOWN_IDS[dim.list_name]
+
+
+_IDS_OF_CODES = {
+    d.list_name: np.asarray(d.list_id(np.arange(d.column.size)))
+    for d in DIMENSIONS
+    if d.has_ids and d.column.size is not None
+}
+_KNOWN_IDS = {name: frozenset(np.unique(ids).tolist()) for name, ids in _IDS_OF_CODES.items()}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """``list name -> the values it may take`` (ids, or device names); all conditions must hold.
+
+    Hashable and canonical (sorted), so it can be part of a cache key.
+    """
+
+    conds: tuple[tuple[str, tuple[int | str, ...]], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.conds)
+
+    def specs(self) -> tuple[str, ...]:
+        """The conditions as ``DIM=ID`` texts, canonical: list names, sorted values."""
+        return tuple(f"{name}={v}" for name, values in self.conds for v in values)
+
+    def columns(self) -> set[str]:
+        return {BY_LIST[name].column.name for name, _ in self.conds}
+
+
+def parse_where(specs: Iterable[str]) -> Segment:
+    """``["province=44", "genders=2", "gender=1"]`` -> a :class:`Segment`.
+
+    The same list named twice (in either spelling) means any of its values; different lists must
+    all hold. Ids must be ids of the catalogue; device names are checked against the app's data by
+    :func:`check_segment`.
+
+    >>> parse_where(["gender=2", "province=44", "genders=1"]).specs()
+    ('province=44', 'genders=1', 'genders=2')
+    """
+    by_list: dict[str, set[int | str]] = {}
+    for spec in specs:
+        dim_text, eq, value = spec.partition("=")
+        if not eq:
+            raise ExploreError(f"--where {spec!r}: expected DIM=ID, like province=44")
+        dim = dimension(dim_text)
+        value = value.strip()
+        parsed: int | str
+        if dim.has_ids:
+            if not (value.isascii() and value.isdigit()) or int(value) not in known_ids(dim):
+                raise ExploreError(f"--where {spec!r}: {value!r} is not a {dim.list_name} id")
+            parsed = int(value)
+        else:
+            if not value:
+                raise ExploreError(f"--where {spec!r}: a {dim.list_name} name is missing")
+            parsed = value
+        by_list.setdefault(dim.list_name, set()).add(parsed)
+    order = {d.list_name: i for i, d in enumerate(DIMENSIONS)}
+    conds = tuple(
+        (name, tuple(sorted(values, key=str if isinstance(next(iter(values)), str) else int)))
+        for name, values in sorted(by_list.items(), key=lambda kv: order[kv[0]])
+    )
+    return Segment(conds)
+
+
+def _names(names: list[str | None]) -> list[str]:
+    return [n or UNKNOWN for n in names]
+
+
+def check_segment(source: PortraitSource, seg: Segment) -> None:
+    """Raises :class:`ExploreError` for a device name the app has never seen."""
+    for name, values in seg.conds:
+        dim = BY_LIST[name]
+        if dim.has_ids:
+            continue
+        known = set(_names(source.value_names(dim.column.name))) | {UNKNOWN}
+        for v in values:
+            if v not in known:
+                raise ExploreError(f"--where {name}={v}: no such {name} in this app's data")
+
+
+def segment_mask(uv: UserValues, seg: Segment) -> np.ndarray | None:
+    """The users of ``uv`` in the segment (None: no conditions, everyone)."""
+    mask = None
+    for name, values in seg.conds:
+        dim = BY_LIST[name]
+        col = dim.column
+        if dim.has_ids:
+            ok = np.isin(_ids_of_codes(dim), values)
+        else:
+            wanted = set(values)
+            ok = np.array([n in wanted for n in _names(uv.names[col.name])], dtype=bool)
+        if len(ok) == 0:
+            ok = np.zeros(1, dtype=bool)
+        m = ok[uv.values[col.name]]
+        mask = m if mask is None else mask & m
+    return mask
+
+
+def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return b
+    return a if b is None else a & b
+
+
+# -- cross-tabs ----------------------------------------------------------------------------------
+
+
+def _dense(dim: Dimension, uv: UserValues) -> tuple[list[int | str], np.ndarray]:
+    """The list's keys in sorted order, and each column code's index into them."""
+    if dim.has_ids:
+        keys, index = np.unique(_ids_of_codes(dim), return_inverse=True)
+        return keys.tolist(), index
+    names = _names(uv.names[dim.column.name])
+    size = column_size(dim.column, uv)
+    if not names:
+        return [], np.zeros(size, dtype=np.intp)
+    keys, index = np.unique(np.array(names, dtype=object), return_inverse=True)
+    return keys.tolist(), index
+
+
+def crosstab(uv: UserValues, mask: np.ndarray | None, rows: Dimension, cols: Dimension) -> Crosstab:
+    """Distinct users per (row value, col value) of the users selected by ``mask``."""
+    rkeys, rindex = _dense(rows, uv)
+    ckeys, cindex = _dense(cols, uv)
+    r = uv.values[rows.column.name]
+    c = uv.values[cols.column.name]
+    if mask is not None:
+        r, c = r[mask], c[mask]
+    cells: list[tuple[int | str, int | str, int]] = []
+    if len(r):
+        n = len(ckeys)
+        pair = rindex[r].astype(np.int64) * n + cindex[c]
+        counts = np.bincount(pair, minlength=len(rkeys) * n)
+        nz = np.flatnonzero(counts)
+        for p, v in zip(nz.tolist(), counts[nz].tolist(), strict=True):
+            cells.append((rkeys[p // n], ckeys[p % n], v))
+    return Crosstab(rows.list_name, cols.list_name, cells)
+
+
+def parse_crosstab(text: str) -> tuple[Dimension, Dimension]:
+    """``"genders,ages"`` -> the two lists (any spelling)."""
+    parts = [p for p in text.split(",")]
+    if len(parts) != 2:
+        raise ExploreError(f"--crosstab {text!r}: expected two dimensions, like genders,ages")
+    return dimension(parts[0]), dimension(parts[1])
+
+
+# -- the explored portrait -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explore:
+    """What to add to a window's portrait; hashable (part of the kept answers' key)."""
+
+    where: Segment = field(default_factory=Segment)
+    crosstab: tuple[str, str] | None = None  # list names
+    compare: bool = False
+    min_users: int = 0
+
+    @property
+    def plain(self) -> bool:
+        return self == Explore()
+
+
+def previous_window(q: PortraitQuery) -> PortraitQuery:
+    """The window of the same length that ends the day before ``q`` begins."""
+    return PortraitQuery(q.appid, q.begin - q.days, q.begin - 1)
+
+
+def _window(source: PortraitSource, q: PortraitQuery, ex: Explore) -> PortraitResult:
+    uv = user_values(source, q)
+    seg = segment_mask(uv, ex.where)
+    new_mask = _and(uv.is_new, seg)
+    new, active = user_set(uv, new_mask), user_set(uv, seg)
+    if ex.crosstab is not None:
+        a, b = BY_LIST[ex.crosstab[0]], BY_LIST[ex.crosstab[1]]
+        new.crosstab = crosstab(uv, new_mask, a, b)
+        active.crosstab = crosstab(uv, seg, a, b)
+    return PortraitResult(q, new, active, where=ex.where.specs())
+
+
+def explore(source: PortraitSource, q: PortraitQuery, ex: Explore) -> PortraitResult:
+    """The portrait of ``q`` restricted to ``ex.where``, with what ``ex`` adds."""
+    check_segment(source, ex.where)
+    result = _window(source, q, ex)
+    if ex.compare:
+        result.previous = _window(source, previous_window(q), ex)
+    if ex.min_users > 0:
+        withhold_result(result, ex.min_users)
+    return result
+
+
+# -- trends --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrendDay:
+    day: int
+    total: int | None
+    items: list[Item]
+
+
+@dataclass
+class Trend:
+    dim: str
+    users: str
+    days: list[TrendDay]
+    where: tuple[str, ...] = ()
+    min_users: int = 0
+    withheld: dict[str, int] | None = None
+
+
+def trend(
+    source: PortraitSource,
+    q: PortraitQuery,
+    dim: Dimension,
+    users: str = "active",
+    where: Segment | None = None,
+    min_users: int = 0,
+) -> Trend:
+    """For each day of ``q``, that day's 1-day portrait list of ``dim`` (days without data: 0)."""
+    if users not in USERS:
+        raise ExploreError(f"users must be new or active, not {users!r}")
+    where = where or Segment()
+    check_segment(source, where)
+    columns = where.columns() | {dim.column.name}
+    with_data = set(source.days())
+    out: list[TrendDay] = []
+    for day in range(q.begin, q.end + 1):
+        if day not in with_data:
+            out.append(TrendDay(day, 0, []))
+            continue
+        uv = user_values(source, PortraitQuery(q.appid, day, day), columns)
+        mask = segment_mask(uv, where)
+        if users == "new":
+            mask = _and(uv.is_new, mask)
+        v = uv.values[dim.column.name]
+        if mask is not None:
+            v = v[mask]
+        counts = np.bincount(v.astype(np.intp), minlength=column_size(dim.column, uv))
+        out.append(TrendDay(day, len(v), ranked_items(dim, counts, uv.names.get(dim.column.name))))
+    t = Trend(dim.list_name, users, out, where.specs())
+    if min_users > 0:
+        withhold_trend(t, min_users)
+    return t
+
+
+def yyyymmdd(day: int) -> str:
+    return day_date(day).strftime("%Y%m%d")
