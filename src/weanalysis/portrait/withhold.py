@@ -7,9 +7,10 @@ CSV, CLI) leaves out the same values, and each answer says what it left out: ``w
 per user set, the items of each list, the cross-tab cells and the total that were left out.
 
 Only a *segment's* total is withheld, and only when it is not 0 (an empty segment exposes
-nobody): the size of the whole app's new or active users in a window is not about a small group. Values that could be derived from what is shown (a list's only
-withheld item is the set's total minus the items shown) are not hidden further: the rule is the
-one the issue states, applied exactly; see the README.
+nobody): the size of the whole app's new or active users in a window is not about a small group.
+Values that could be derived from what is shown (a list's only withheld item is the set's total
+minus the items shown) are not hidden further: the rule is the one the issue states, applied
+exactly; see the README.
 """
 
 from __future__ import annotations
