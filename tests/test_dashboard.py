@@ -120,6 +120,7 @@ def test_sign_in_sets_an_httponly_samesite_strict_cookie(client, store):
             "first": f"{first[:4]}-{first[4:6]}-{first[6:]}",
             "last": YESTERDAY.isoformat(),
         },
+        "min_users": 0,
     }
     cookie = r.headers["set-cookie"]
     parts = [p.strip() for p in cookie.split(";")]
@@ -289,6 +290,7 @@ def test_portrait_is_the_cores_answer_with_totals_and_shares(client, store):
         "end": y.isoformat(),
         "days": 7,
         "ref_date": f"{ymd(w)}-{ymd(y)}",
+        "where": [],
         "new": {
             "total": 2,
             "province": [

@@ -28,10 +28,18 @@ from weanalysis.api import dashboard_schema as S
 from weanalysis.api.collect_routes import client_ip
 from weanalysis.auth.sessions import COOKIE_NAME, SessionSigner, load_key
 from weanalysis.auth.throttle import FailureLimiter
+from weanalysis.portrait.explore import (
+    Explore,
+    ExploreError,
+    dimension,
+    parse_crosstab,
+    parse_where,
+)
 from weanalysis.portrait.imported import NotImported
 from weanalysis.portrait.query import DateFormatError, parse_date
-from weanalysis.portrait.service import PortraitService
+from weanalysis.portrait.service import PLAIN, PortraitService
 from weanalysis.store import App, Store
+from weanalysis.store.catalog import MAX_MIN_USERS
 
 log = logging.getLogger("weanalysis.dashboard")
 
@@ -50,6 +58,26 @@ PAGE_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
+WHERE = Query(
+    [],
+    description="DIM=ID: keep only users whose DIM (province, city, gender(s), age(s), "
+    "platform(s), device(s)) is ID (a device by its name). Repeat for several: the same DIM "
+    "means any of them, different DIMs must all hold.",
+    examples=[["province=44", "genders=2"]],
+)
+CROSSTAB = Query(
+    None,
+    description="Two lists, A,B: adds to each user set the distinct users per pair of values",
+    examples=["genders,ages"],
+)
+COMPARE = Query(False, description="Add `previous`: the window of the same length before")
+MIN_USERS = Query(
+    0,
+    ge=0,
+    le=MAX_MIN_USERS,
+    description="Withhold every value of fewer than K users (the app's own min_users applies "
+    "when larger; the answer's `withheld` says what was left out)",
+)
 ERRORS = {
     401: {"model": S.ErrorOut, "description": "No valid session"},
     400: {"model": S.ErrorOut, "description": "Bad request"},
@@ -115,7 +143,9 @@ class Dashboard:
         self.catalog = store.catalog
         self.signer = signer
         self.limiter = limiter
-        self.portraits = PortraitService(store, S.portrait_body, max_cached=MAX_CACHED_ANSWERS)
+        self.portraits = PortraitService(
+            store, S.portrait_body, max_cached=MAX_CACHED_ANSWERS, render_trend=S.trend_body
+        )
         page = (_web_dir() / "index.html").read_text(encoding="utf-8")
         self.page = page.replace("{{v}}", _asset_version())
 
@@ -140,6 +170,7 @@ class Dashboard:
             "yesterday": _yesterday(app).isoformat(),
             "expires_at": expires_at,
             "data_days": {"first": S.iso_day(first), "last": S.iso_day(last)},
+            "min_users": self.catalog.min_users(app.appid),
         }
 
     def window(self, app: App, begin: str | None, end: str | None) -> tuple[date, date]:
@@ -161,17 +192,47 @@ class Dashboard:
             raise DashboardError(400, "date_range", f"时间段最长 {MAX_WINDOW_DAYS} 天")
         return b, e
 
-    async def portrait(self, app: App, begin: date, end: date) -> bytes:
-        body = self.portraits.cached(app.appid, begin, end)
+    def explore_of(
+        self, app: App, where: list[str], crosstab: str | None, compare: bool, min_users: int
+    ) -> Explore:
+        """The explorer's options; the app's own min_users applies when it is larger."""
+        try:
+            seg = parse_where(where)
+            pair = parse_crosstab(crosstab) if crosstab else None
+        except ExploreError as err:
+            raise DashboardError(400, "bad_filter", f"筛选条件不正确：{err}") from None
+        return Explore(
+            where=seg,
+            crosstab=(pair[0].list_name, pair[1].list_name) if pair else None,
+            compare=compare,
+            min_users=max(min_users, self.catalog.min_users(app.appid)),
+        )
+
+    async def portrait(self, app: App, begin: date, end: date, ex: Explore = PLAIN) -> bytes:
+        body = self.portraits.cached(app.appid, begin, end, ex)
         if body is None:
             try:
-                body = await run_in_threadpool(self.portraits.document, app.appid, begin, end)
+                body = await run_in_threadpool(self.portraits.document, app.appid, begin, end, ex)
             except NotImported:
                 raise DashboardError(
                     404, "not_imported", "该时间段的画像未导入（本应用的画像由集群计算后导入）"
                 ) from None
+            except ExploreError as err:  # a device the app has never seen; an imported app
+                raise DashboardError(400, "bad_filter", f"筛选条件不正确：{err}") from None
         first, last = self._data_days(app.appid)
         return S.portrait_document(app.appid, body, first, last)
+
+    async def trend(
+        self, app: App, begin: date, end: date, dim: str, users: str, ex: Explore
+    ) -> bytes:
+        try:
+            d = dimension(dim)
+            body = await run_in_threadpool(
+                self.portraits.trend, app.appid, begin, end, d, users, ex.where, ex.min_users
+            )
+        except ExploreError as err:
+            raise DashboardError(400, "bad_filter", f"筛选条件不正确：{err}") from None
+        return S.with_appid(app.appid, body)
 
     def authenticate(self, client: str, appid: str, secret: str) -> App:
         wait = self.limiter.retry_after(client)
@@ -255,11 +316,39 @@ class Dashboard:
         async def portrait(
             begin: str | None = Query(None, examples=["20240524"]),
             end: str | None = Query(None, examples=["20240530"]),
+            where: list[str] = WHERE,
+            crosstab: str | None = CROSSTAB,
+            compare: bool = COMPARE,
+            min_users: int = MIN_USERS,
             session: str | None = Security(cookie),
         ) -> Response:
             app = self.app_of(session)
             b, e = self.window(app, begin, end)
-            return Response(await self.portrait(app, b, e), media_type=JSON)
+            ex = self.explore_of(app, where, crosstab, compare, min_users)
+            return Response(await self.portrait(app, b, e, ex), media_type=JSON)
+
+        @r.get(
+            "/trend",
+            response_model=S.TrendOut,
+            summary="For each day of [begin, end], that day's list of one dimension",
+            description="Each day's 1-day portrait list of `dim` (devices: top 20) for the new "
+            "or active users of that day, restricted to the segment; days without data have "
+            "total 0 and no items. Dates as for /portrait.",
+            responses=ERRORS,
+        )
+        async def trend(
+            dim: str = Query(..., examples=["platforms"], description="A list, any spelling"),
+            users: Literal["new", "active"] = Query("active"),
+            begin: str | None = Query(None, examples=["20240524"]),
+            end: str | None = Query(None, examples=["20240530"]),
+            where: list[str] = WHERE,
+            min_users: int = MIN_USERS,
+            session: str | None = Security(cookie),
+        ) -> Response:
+            app = self.app_of(session)
+            b, e = self.window(app, begin, end)
+            ex = self.explore_of(app, where, None, False, min_users)
+            return Response(await self.trend(app, b, e, dim, users, ex), media_type=JSON)
 
         @r.get(
             "/portrait.csv",
@@ -271,11 +360,14 @@ class Dashboard:
             begin: str | None = Query(None, examples=["20240524"]),
             end: str | None = Query(None, examples=["20240530"]),
             users: Literal["new", "active"] = Query("active"),
+            where: list[str] = WHERE,
+            min_users: int = MIN_USERS,
             session: str | None = Security(cookie),
         ) -> Response:
             app = self.app_of(session)
             b, e = self.window(app, begin, end)
-            doc = orjson.loads(await self.portrait(app, b, e))
+            ex = self.explore_of(app, where, None, False, min_users)
+            doc = orjson.loads(await self.portrait(app, b, e, ex))
             name = f"weanalysis-{app.appid}-{doc['ref_date']}-{users}.csv"
             return Response(
                 S.portrait_csv(doc, users),
@@ -289,6 +381,7 @@ class Dashboard:
             ("/session", {"GET", "POST", "DELETE"}),
             ("/portrait", {"GET"}),
             ("/portrait.csv", {"GET"}),
+            ("/trend", {"GET"}),
         ):
             r.add_api_route(
                 path,

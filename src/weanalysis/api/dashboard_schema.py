@@ -15,7 +15,9 @@ import orjson
 from pydantic import BaseModel, Field
 
 from weanalysis.dims import BY_LIST, LISTS, regions
+from weanalysis.portrait.explore import Trend
 from weanalysis.portrait.query import Item, PortraitResult, UserSet
+from weanalysis.portrait.withhold import reason
 from weanalysis.store.days import day_date
 
 USER_LABELS = {"new": "新用户", "active": "活跃用户"}
@@ -54,6 +56,9 @@ class SessionOut(BaseModel):
     yesterday: str = Field(description="Yesterday in the app's time zone (yyyy-mm-dd)")
     expires_at: int = Field(description="When the session ends (epoch seconds)")
     data_days: DataDays
+    min_users: int = Field(
+        description="The app's own threshold: values of fewer users are withheld everywhere"
+    )
 
 
 class ItemOut(BaseModel):
@@ -76,25 +81,108 @@ class DeviceOut(BaseModel):
     share: float
 
 
+class CellOut(BaseModel):
+    row: int | str = Field(description="The row list's id (a device: its name)", examples=[1])
+    col: int | str = Field(examples=[3])
+    value: int = Field(description="Users with both values", examples=[12])
+    share: float = Field(description="value / total of the user set")
+
+
+class CrosstabOut(BaseModel):
+    """Distinct users per pair of values; cells with value > 0, sorted by row then col. Without
+    withheld cells they add up to the set's total."""
+
+    rows: str = Field(examples=["genders"])
+    cols: str = Field(examples=["ages"])
+    cells: list[CellOut]
+
+
 class UserSetOut(BaseModel):
-    total: int = Field(description="Users in the set")
+    total: int | None = Field(
+        description="Users in the set; null only when a segment of fewer than min_users users "
+        "is withheld"
+    )
     province: list[ProvinceOut]
     city: list[ItemOut]
     genders: list[ItemOut]
     ages: list[ItemOut]
     platforms: list[ItemOut]
     devices: list[DeviceOut] = Field(description="Top 20")
+    crosstab: CrosstabOut | None = Field(None, description="Only with the crosstab parameter")
 
 
-class PortraitOut(BaseModel):
-    appid: str
+class WithheldSetOut(BaseModel):
+    """How many values of each list (and cross-tab cells, and the segment total) were left out."""
+
+    province: int
+    city: int
+    genders: int
+    ages: int
+    platforms: int
+    devices: int
+    crosstab: int | None = None
+    total: int | None = Field(None, description="1 when the segment's total was withheld")
+
+
+class WithheldOut(BaseModel):
+    """Present when small groups are withheld (the app's min_users, or a larger one asked)."""
+
+    min_users: int = Field(examples=[5])
+    reason: str
+    new: WithheldSetOut
+    active: WithheldSetOut
+
+
+class WindowOut(BaseModel):
     begin: str = Field(examples=["2024-05-24"])
     end: str = Field(examples=["2024-05-30"])
     days: int = Field(examples=[7])
     ref_date: str = Field(description="As WeChat writes it", examples=["20240524-20240530"])
-    data_days: DataDays
     new: UserSetOut
     active: UserSetOut
+    withheld: WithheldOut | None = None
+
+
+class PortraitOut(WindowOut):
+    appid: str
+    data_days: DataDays
+    where: list[str] = Field(
+        description="The segment's conditions, canonical (list name=id; devices by name); "
+        "empty for all users",
+        examples=[["province=44", "genders=2"]],
+    )
+    previous: WindowOut | None = Field(
+        None, description="With compare=true: the window of the same length ending the day before"
+    )
+
+
+class TrendItemOut(BaseModel):
+    id: int | None = Field(None, description="Absent for devices")
+    name: str
+    value: int
+    share: float
+
+
+class TrendDayOut(BaseModel):
+    date: str = Field(examples=["2024-05-24"])
+    total: int | None = Field(description="Users of the day (null: a small segment, withheld)")
+    items: list[TrendItemOut]
+
+
+class TrendWithheldOut(BaseModel):
+    min_users: int
+    reason: str
+    items: int
+    totals: int
+
+
+class TrendOut(BaseModel):
+    appid: str
+    dim: str = Field(examples=["platforms"])
+    users: Literal["new", "active"]
+    where: list[str]
+    days: list[TrendDayOut]
+    withheld: TrendWithheldOut | None = None
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -122,22 +210,79 @@ def _items(name: str, items: list[Item], total: int) -> list[dict]:
 
 
 def user_set_doc(us: UserSet) -> dict:
-    return {"total": us.total, **{n: _items(n, us.lists.get(n, []), us.total) for n in LISTS}}
+    total = us.total or 0
+    doc = {"total": us.total, **{n: _items(n, us.lists.get(n, []), total) for n in LISTS}}
+    if us.crosstab is not None:
+        doc["crosstab"] = {
+            "rows": us.crosstab.rows,
+            "cols": us.crosstab.cols,
+            "cells": [
+                {"row": r, "col": c, "value": v, "share": _share(v, total)}
+                for r, c, v in us.crosstab.cells
+            ],
+        }
+    return doc
+
+
+def _window_doc(result: PortraitResult) -> dict:
+    q = result.query
+    doc = {
+        "begin": iso_day(q.begin),
+        "end": iso_day(q.end),
+        "days": q.days,
+        "ref_date": q.ref_date,
+        "new": user_set_doc(result.new),
+        "active": user_set_doc(result.active),
+    }
+    if result.min_users:
+        doc["withheld"] = {
+            "min_users": result.min_users,
+            "reason": reason(result.min_users),
+            "new": result.new.withheld,
+            "active": result.active.withheld,
+        }
+    return doc
 
 
 def portrait_body(result: PortraitResult) -> bytes:
     """The cacheable part of the portrait document (it depends only on the window's answer)."""
-    q = result.query
-    return orjson.dumps(
-        {
-            "begin": iso_day(q.begin),
-            "end": iso_day(q.end),
-            "days": q.days,
-            "ref_date": q.ref_date,
-            "new": user_set_doc(result.new),
-            "active": user_set_doc(result.active),
-        }
-    )
+    doc = _window_doc(result)
+    doc["where"] = list(result.where)
+    if result.previous is not None:
+        doc["previous"] = _window_doc(result.previous)
+    return orjson.dumps(doc)
+
+
+def trend_body(t: Trend) -> bytes:
+    """The cacheable part of the trend document (everything but the appid)."""
+    doc: dict = {
+        "dim": t.dim,
+        "users": t.users,
+        "where": list(t.where),
+        "days": [
+            {
+                "date": iso_day(d.day),
+                "total": d.total,
+                "items": [
+                    {
+                        **({} if it.id is None else {"id": it.id}),
+                        "name": it.name,
+                        "value": it.value,
+                        "share": _share(it.value, d.total or 0),
+                    }
+                    for it in d.items
+                ],
+            }
+            for d in t.days
+        ],
+    }
+    if t.min_users:
+        doc["withheld"] = {"min_users": t.min_users, "reason": reason(t.min_users), **t.withheld}
+    return orjson.dumps(doc)
+
+
+def with_appid(appid: str, body: bytes) -> bytes:
+    return orjson.dumps({"appid": appid})[:-1] + b"," + body[1:]
 
 
 def portrait_document(appid: str, body: bytes, first: int | None, last: int | None) -> bytes:
@@ -163,7 +308,19 @@ def portrait_csv(doc: dict, users: Literal["new", "active"]) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(["时间段", "用户类型", "维度", "编号", "名称", "用户数", "占比"])
     label = USER_LABELS[users]
-    w.writerow([period, label, "合计", "", label, us["total"], "100.00%" if us["total"] else ""])
+    total = "" if us["total"] is None else us["total"]
+    w.writerow([period, label, "合计", "", label, total, "100.00%" if us["total"] else ""])
+    if doc.get("where"):
+        w.writerow([period, label, "筛选条件", "", _cell(" 且 ".join(doc["where"])), "", ""])
+    withheld = doc.get("withheld")
+    if withheld:  # nothing is dropped silently: say what is missing and why
+        k, counts = withheld["min_users"], withheld[users]
+        if counts.get("total"):
+            w.writerow([period, label, "未显示", "", f"合计少于 {k} 人，不显示", "", ""])
+        for name in LISTS:
+            if counts.get(name):
+                what = f"{counts[name]} 项少于 {k} 人，不显示"
+                w.writerow([period, label, BY_LIST[name].label, "", what, "", ""])
     for name in LISTS:
         for it in us[name]:
             w.writerow(

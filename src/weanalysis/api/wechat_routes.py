@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from weanalysis.api.body import BodyTooLarge, read_capped
 from weanalysis.auth.tokens import TokenService, TokenState
+from weanalysis.portrait.explore import Explore
 from weanalysis.portrait.imported import NotImported
 from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PortraitService
@@ -163,10 +164,12 @@ class WeChatRoutes:
         yesterday = datetime.now(app.tz).date() - timedelta(days=1)
         if begin > end or not span_ok(begin, end) or end > yesterday:
             raise E.WeChatError(E.DATE_RANGE_ERROR)
-        doc = self.portraits.cached(appid, begin, end)
+        # small groups withheld by the app's setting (issue 10): part of the kept answer's key
+        ex = Explore(min_users=self.catalog.min_users(appid))
+        doc = self.portraits.cached(appid, begin, end, ex)
         if doc is None:
             try:
-                doc = await run_in_threadpool(self.portraits.document, appid, begin, end)
+                doc = await run_in_threadpool(self.portraits.document, appid, begin, end, ex)
             except NotImported:  # an imported app without this window: no made-up zeros
                 raise E.WeChatError(E.DATE_RANGE_ERROR, "window not imported") from None
         return wechat_response(doc, 0, request)
