@@ -28,6 +28,7 @@ from pathlib import Path
 from bench import generate as gen
 from bench import server as bench_server
 from bench.baseline import DuckBaseline, diff
+from bench.explore import explorer_rows
 from bench.measure import IngestResult, ingest_files, live_bytes, weanalysis_document
 from bench.phases import PhaseLog, log, timed_runs
 from bench.report import DASH, Row, du, machine_rows, mb, ms, rate, render, tick
@@ -194,6 +195,9 @@ def run(a: argparse.Namespace) -> int:
                 w, med, runs, active=sum(i["value"] for i in uv), new=sum(i["value"] for i in new)
             )
 
+    with phases.phase("explorer: segment, cross-tab, trend vs unfiltered"):
+        explorer = explorer_rows(store, queries[30], a.repeat)
+
     baseline_prep = None
     if not a.skip_baseline:
         db_path.unlink(missing_ok=True)
@@ -242,6 +246,7 @@ def run(a: argparse.Namespace) -> int:
             ph.note = json.dumps(spark_result)
 
     rows = table_rows(a, meta, ingests, results, baseline_prep, store_dir, input_dir, db_path)
+    rows += explorer
     rows += server_rows(server)
     if spark_result:
         rows += bench_spark.rows(spark_result)

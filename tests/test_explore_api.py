@@ -184,3 +184,35 @@ def test_openapi_documents_the_explorer(client):
     assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TrendOut"}
     schemas = doc["components"]["schemas"]
     assert {"CrosstabOut", "WithheldOut", "WindowOut", "TrendOut"} <= set(schemas)
+
+
+def test_one_browser_signs_in_to_several_apps(client):
+    sign_in(client)
+    assert (
+        client.post("/api/v1/session", json={"appid": "wxB", "secret": "secret-B-123"}).status_code
+        == 200
+    )
+    apps = client.get("/api/v1/sessions").json()["apps"]
+    assert [a["appid"] for a in apps] == ["wxB", "wxA"]  # latest sign-in first
+    assert client.get("/api/v1/session").json()["appid"] == "wxB"
+    assert client.get("/api/v1/session", params={"app": "wxA"}).json()["appid"] == "wxA"
+    a = client.get("/api/v1/portrait", params={**WEEK, "app": "wxA"}).json()
+    b = client.get("/api/v1/portrait", params={**WEEK, "app": "wxB"}).json()
+    assert (a["appid"], a["active"]["total"], b["appid"], b["active"]["total"]) == (
+        "wxA",
+        3,
+        "wxB",
+        1,
+    )
+    # an app this browser is not signed in to is not readable
+    r = client.get("/api/v1/portrait", params={**WEEK, "app": "wxEmpty"})
+    assert error_of(r) == (401, "unauthenticated")
+    # signing out of one app keeps the other
+    assert client.delete("/api/v1/session", params={"app": "wxB"}).status_code == 204
+    assert [a["appid"] for a in client.get("/api/v1/sessions").json()["apps"]] == ["wxA"]
+    assert error_of(client.get("/api/v1/portrait", params={"app": "wxB"})) == (
+        401,
+        "unauthenticated",
+    )
+    assert client.delete("/api/v1/session").status_code == 204
+    assert client.get("/api/v1/sessions").json() == {"apps": []}

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from weanalysis import __version__
 from weanalysis.api import dashboard_schema as S
 from weanalysis.api.collect_routes import client_ip
-from weanalysis.auth.sessions import COOKIE_NAME, SessionSigner, load_key
+from weanalysis.auth.sessions import COOKIE_NAME, Session, SessionSigner, load_key
 from weanalysis.auth.throttle import FailureLimiter
 from weanalysis.portrait.explore import (
     Explore,
@@ -78,6 +78,13 @@ MIN_USERS = Query(
     description="Withhold every value of fewer than K users (the app's own min_users applies "
     "when larger; the answer's `withheld` says what was left out)",
 )
+APP = Query(
+    None,
+    alias="app",
+    description="Which signed-in app (one browser may sign in to several); default: the latest",
+)
+SESSION_SEP = "~"
+MAX_APPS_PER_BROWSER = 20
 ERRORS = {
     401: {"model": S.ErrorOut, "description": "No valid session"},
     400: {"model": S.ErrorOut, "description": "Bad request"},
@@ -151,12 +158,29 @@ class Dashboard:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def app_of(self, cookie: str | None) -> App:
-        session = self.signer.check(cookie)
-        app = self.catalog.get(session.appid) if session else None
-        if app is None:
-            raise DashboardError(401, "unauthenticated", "请先登录")
-        return app
+    def sessions_of(self, cookie: str | None) -> list[tuple[str, Session]]:
+        """The cookie's valid sessions, most recent sign-in first (one browser, several apps:
+        the cookie holds one signed value per app, joined by ``~``)."""
+        out: list[tuple[str, Session]] = []
+        seen: set[str] = set()
+        for value in (cookie or "").split(SESSION_SEP)[:MAX_APPS_PER_BROWSER]:
+            session = self.signer.check(value)
+            if session is not None and session.appid not in seen:
+                seen.add(session.appid)
+                out.append((value, session))
+        return out
+
+    def session_of(self, cookie: str | None, appid: str | None = None) -> tuple[App, Session]:
+        """The session of ``appid`` (default: the latest sign-in) and its app, or 401."""
+        for _, session in self.sessions_of(cookie):
+            if appid is None or session.appid == appid:
+                app = self.catalog.get(session.appid)
+                if app is not None:
+                    return app, session
+        raise DashboardError(401, "unauthenticated", "请先登录")
+
+    def app_of(self, cookie: str | None, appid: str | None = None) -> App:
+        return self.session_of(cookie, appid)[0]
 
     def _data_days(self, appid: str) -> tuple[int | None, int | None]:
         days = self.portraits.days(appid)
@@ -281,6 +305,13 @@ class Dashboard:
             app = await run_in_threadpool(self.authenticate, client, appid, creds.secret)
             value = self.signer.issue(app.appid)
             session = self.signer.check(value)
+            # the other apps this browser is signed in to stay signed in
+            others = [
+                v
+                for v, s in self.sessions_of(request.cookies.get(COOKIE_NAME))
+                if s.appid != app.appid
+            ]
+            value = SESSION_SEP.join([value, *others][:MAX_APPS_PER_BROWSER])
             doc = await run_in_threadpool(self.session_doc, app, session.expires_at)
             resp = Response(orjson.dumps(doc), media_type=JSON)
             resp.set_cookie(COOKIE_NAME, value, max_age=self.signer.ttl_s, **_cookie_flags(request))
@@ -292,16 +323,47 @@ class Dashboard:
             summary="The signed-in app, its time zone and the days that have data",
             responses={401: ERRORS[401]},
         )
-        async def session(session: str | None = Security(cookie)) -> Response:
-            app = self.app_of(session)
-            expires = self.signer.check(session).expires_at
-            doc = await run_in_threadpool(self.session_doc, app, expires)
+        async def session(
+            app: str | None = APP, session: str | None = Security(cookie)
+        ) -> Response:
+            found, s = self.session_of(session, app)
+            doc = await run_in_threadpool(self.session_doc, found, s.expires_at)
             return Response(orjson.dumps(doc), media_type=JSON)
 
-        @r.delete("/session", status_code=204, summary="Sign out (clears the session cookie)")
-        async def sign_out(request: Request) -> Response:
+        @r.get(
+            "/sessions",
+            response_model=S.SessionsOut,
+            summary="Every app this browser is signed in to, latest sign-in first",
+        )
+        async def sessions(session: str | None = Security(cookie)) -> Response:
+            apps = [
+                {"appid": s.appid, "expires_at": s.expires_at}
+                for _, s in self.sessions_of(session)
+                if self.catalog.get(s.appid) is not None
+            ]
+            return Response(orjson.dumps({"apps": apps}), media_type=JSON)
+
+        @r.delete(
+            "/session",
+            status_code=204,
+            summary="Sign out of one app (`app`), or of every app (clears the session cookie)",
+        )
+        async def sign_out(request: Request, app: str | None = APP) -> Response:
             resp = Response(status_code=204)
-            resp.delete_cookie(COOKIE_NAME, **_cookie_flags(request))
+            keep = [
+                v
+                for v, s in self.sessions_of(request.cookies.get(COOKIE_NAME))
+                if app is not None and s.appid != app
+            ]
+            if keep:  # signing out of one app keeps the others
+                resp.set_cookie(
+                    COOKIE_NAME,
+                    SESSION_SEP.join(keep),
+                    max_age=self.signer.ttl_s,
+                    **_cookie_flags(request),
+                )
+            else:
+                resp.delete_cookie(COOKIE_NAME, **_cookie_flags(request))
             return resp
 
         @r.get(
@@ -320,9 +382,10 @@ class Dashboard:
             crosstab: str | None = CROSSTAB,
             compare: bool = COMPARE,
             min_users: int = MIN_USERS,
+            app_id: str | None = APP,
             session: str | None = Security(cookie),
         ) -> Response:
-            app = self.app_of(session)
+            app = self.app_of(session, app_id)
             b, e = self.window(app, begin, end)
             ex = self.explore_of(app, where, crosstab, compare, min_users)
             return Response(await self.portrait(app, b, e, ex), media_type=JSON)
@@ -343,9 +406,10 @@ class Dashboard:
             end: str | None = Query(None, examples=["20240530"]),
             where: list[str] = WHERE,
             min_users: int = MIN_USERS,
+            app_id: str | None = APP,
             session: str | None = Security(cookie),
         ) -> Response:
-            app = self.app_of(session)
+            app = self.app_of(session, app_id)
             b, e = self.window(app, begin, end)
             ex = self.explore_of(app, where, None, False, min_users)
             return Response(await self.trend(app, b, e, dim, users, ex), media_type=JSON)
@@ -362,9 +426,10 @@ class Dashboard:
             users: Literal["new", "active"] = Query("active"),
             where: list[str] = WHERE,
             min_users: int = MIN_USERS,
+            app_id: str | None = APP,
             session: str | None = Security(cookie),
         ) -> Response:
-            app = self.app_of(session)
+            app = self.app_of(session, app_id)
             b, e = self.window(app, begin, end)
             ex = self.explore_of(app, where, None, False, min_users)
             doc = orjson.loads(await self.portrait(app, b, e, ex))
@@ -379,6 +444,7 @@ class Dashboard:
         all_methods = {"GET", "POST", "PUT", "PATCH", "DELETE"}
         for path, allowed in (
             ("/session", {"GET", "POST", "DELETE"}),
+            ("/sessions", {"GET"}),
             ("/portrait", {"GET"}),
             ("/portrait.csv", {"GET"}),
             ("/trend", {"GET"}),

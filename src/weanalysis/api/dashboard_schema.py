@@ -61,6 +61,15 @@ class SessionOut(BaseModel):
     )
 
 
+class SignedInApp(BaseModel):
+    appid: str
+    expires_at: int
+
+
+class SessionsOut(BaseModel):
+    apps: list[SignedInApp]
+
+
 class ItemOut(BaseModel):
     id: int = Field(examples=[4401])
     name: str = Field(examples=["广州"])
