@@ -154,7 +154,7 @@ def shown(page) -> dict:
                         li.querySelector('.rank-share').textContent]);
           // (ECharts adds 南海诸岛 with no value to the map)
           const chart = (id) => echarts.getInstanceByDom(document.getElementById(id))
-            .getOption().series[0].data.filter(d => d.value != null).map(d => [d.name, d.value]);
+            .getOption().series[0].data.filter(d => d.value != null && d.value !== 0).map(d => [d.name, d.value]);
           return {
             totals: {
               new: [Number(document.getElementById('total-new').dataset.value),

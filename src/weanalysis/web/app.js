@@ -461,12 +461,16 @@
 
   function keyOf(dim, it) { return dim === 'devices' ? it.name : String(it.id); }
 
-  function addFilter(dim, value) {
-    value = String(value);
-    var has = state.where.some(function (w) { return w[0] === dim && w[1] === value; });
-    if (has) return;
-    state.where.push([dim, value]);
-    load();
+  function addFilter(dim, value) { addFilters([[dim, value]]); }
+
+  function addFilters(pairs) {
+    var added = false;
+    pairs.forEach(function (p) {
+      var value = String(p[1]);
+      var has = state.where.some(function (w) { return w[0] === p[0] && w[1] === value; });
+      if (!has) { state.where.push([p[0], value]); added = true; }
+    });
+    if (added) load();
   }
 
   function removeFilter(i) {
@@ -667,8 +671,7 @@
     });
     state.charts.heat.on('click', function (p) {
       if (!p.data || !p.data.keys) return;
-      state.where.push([state.ct[0], p.data.keys[0]]);
-      addFilter(state.ct[1], p.data.keys[1]);
+      addFilters([[state.ct[0], p.data.keys[0]], [state.ct[1], p.data.keys[1]]]);
     });
     state.charts.map = echarts.init($('map'), null, { renderer: 'canvas' });
     var mapOption = base();
