@@ -318,7 +318,7 @@ def test_accessibility_items(browser, server, page_errors):
           return c.getOption().series[0].label.formatter({name: '男', data: {value: 1234, share: 0.5}});
         }"""
     )
-    assert label == "男\n1,234 · 50.00%"
+    assert label == "男\n1,234 · 50.00%"  # (on a phone: three lines)
     assert page_errors == []
     page.context.close()
 
@@ -369,7 +369,7 @@ def test_screenshots(browser, server, page_errors, tmp_path):
         ready(page)
         page.click("#province-list li[data-key]:not([data-key='0'])")
         page.wait_for_selector('body[data-state="ready"]:not([data-where=""])')
-        page.evaluate("() => document.activeElement.blur()")
+        page.evaluate("() => { document.activeElement.blur(); window.scrollTo(0, 0); }")
         page.wait_for_timeout(700)
         page.screenshot(path=str(folder / name), full_page=True)
         assert (folder / name).stat().st_size > 50_000

@@ -711,12 +711,15 @@
     option.color = items.map(function (it) { return colors[it.id] || '#64748b'; });
     option.legend = { show: false };
     option.series = [{
-      type: 'pie', radius: ['40%', '62%'], center: ['50%', '50%'], avoidLabelOverlap: true,
+      type: 'pie', radius: narrow() ? ['28%', '44%'] : ['40%', '62%'], center: ['50%', '50%'],
+      avoidLabelOverlap: true,
       itemStyle: { borderColor: '#fff', borderWidth: 2 },
       // counts and shares on the chart itself: nothing needs a hover (touch screens)
       label: {
-        formatter: function (p) { return p.name + '\n' + fmt(p.data.value) + ' · ' + pct(p.data.share); },
-        color: '#1e293b', lineHeight: 15, fontSize: 12
+        formatter: function (p) {
+          return p.name + '\n' + fmt(p.data.value) + (narrow() ? '\n' : ' · ') + pct(p.data.share);
+        },
+        color: '#1e293b', lineHeight: 15, fontSize: 12, overflow: 'none'
       },
       labelLine: { length: 6, length2: 6 },
       labelLayout: { hideOverlap: false, moveOverlap: 'shiftY' },
