@@ -6,6 +6,7 @@ by full-equality tests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 import orjson
@@ -40,7 +41,7 @@ def crosstab_doc(ct: Crosstab) -> dict:
     }
 
 
-def withheld_doc(k: int, parts: dict[str, dict[str, int] | None]) -> dict:
+def withheld_doc(k: int, parts: Mapping[str, object]) -> dict:
     return {"min_users": k, "reason": reason(k), **parts}
 
 
@@ -69,7 +70,7 @@ def portrait_document(result: PortraitResult) -> dict:
 
 def trend_document(t: Trend) -> dict:
     """``weanalysis trend``'s answer: one day's list of the dimension per day of the window."""
-    doc = {
+    doc: dict = {
         "dim": t.dim,
         "users": t.users,
         "days": [
