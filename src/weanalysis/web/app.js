@@ -518,7 +518,13 @@
     if (!prev) return null;
     var k = keyOf(dim, it);
     var hit = (prev[dim] || []).filter(function (p) { return keyOf(dim, p) === k; })[0];
-    return hit || { value: 0, share: 0 };
+    if (hit) return hit;
+    // absent last period: 0 users, unless it may have been left out (a small group withheld,
+    // or a device outside last period's top 20) — then no comparison rather than a wrong one
+    var w = state.doc && state.doc.previous && state.doc.previous.withheld;
+    if (w && w[state.users] && w[state.users][dim]) return null;
+    if (dim === 'devices' && (prev.devices || []).length >= 20) return null;
+    return { value: 0, share: 0 };
   }
 
   function deltaSpan(dim, it, prev) {
