@@ -8,9 +8,11 @@ from datetime import timedelta
 
 import orjson
 
+from tests.records import ingest_rows
 from tests.test_dashboard import (  # noqa: F401 (fixtures)
     SECRET_A,
     YESTERDAY,
+    at,
     client,
     error_of,
     sign_in,
@@ -216,3 +218,17 @@ def test_one_browser_signs_in_to_several_apps(client):
     )
     assert client.delete("/api/v1/session").status_code == 204
     assert client.get("/api/v1/sessions").json() == {"apps": []}
+
+
+def test_kept_trends_and_segments_follow_new_records(client, store, tmp_path):
+    sign_in(client)
+    params = {**WEEK, "dim": "province", "where": "gender=1"}
+    before = client.get("/api/v1/trend", params=params).json()
+    seg = client.get("/api/v1/portrait", params={**WEEK, "where": "gender=1"}).json()
+    row = {"appid": "wxA", "openid": "late", "time": at(YESTERDAY), "gender": "男"}
+    ingest_rows(store, tmp_path / "late.jsonl", [{**row, "province": "广东"}])
+    after = client.get("/api/v1/trend", params=params).json()
+    assert after["days"][-1]["total"] == before["days"][-1]["total"] + 1
+    assert after["days"][:-1] == before["days"][:-1]
+    seg2 = client.get("/api/v1/portrait", params={**WEEK, "where": "gender=1"}).json()
+    assert seg2["active"]["total"] == seg["active"]["total"] + 1
