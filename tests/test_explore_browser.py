@@ -30,9 +30,14 @@ from tests.test_dashboard_browser import (  # noqa: F401 (fixtures)
     page_errors,
     sign_in,
 )
+from weanalysis.portrait.embedded import EmbeddedSource
+from weanalysis.portrait.explore import Explore, explore
+from weanalysis.portrait.query import PortraitQuery
+from weanalysis.store import Store
 
 pytestmark = pytest.mark.slow
 SECOND, SECOND_SECRET = "wxsecond00000000", "second-secret-00"
+ENV: dict[str, str] = {}  # the demo server's environment (its data folder), for the CLI
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +68,7 @@ def server(tmp_path_factory):
             time.sleep(0.1)
     add = [sys.executable, "-m", "weanalysis", "app", "add", SECOND, "--secret", SECOND_SECRET]
     subprocess.run(add, env=env, check=True, capture_output=True)
+    ENV.update(env)
     yield base
     proc.terminate()
     _, err = proc.communicate(timeout=20)
@@ -375,3 +381,36 @@ def test_screenshots(browser, server, page_errors, tmp_path):
         assert (folder / name).stat().st_size > 50_000
         page.context.close()
     assert page_errors == []
+
+
+def test_small_groups_withheld_on_the_page(browser, server, page_errors):
+    """Last: `app set --min-users` on the serving app; the page says what it leaves out."""
+    cmd = [sys.executable, "-m", "weanalysis", "app", "set", APPID, "--min-users", "40"]
+    subprocess.run(cmd, env=ENV, check=True, capture_output=True)
+    page = open_page(browser, server, page_errors)
+    sign_in(page)
+    ready(page)
+    y = date.fromisoformat(page.request.get("/api/v1/session").json()["yesterday"])
+    b = y - timedelta(days=6)
+    doc = api(page, "/api/v1/portrait", begin=f"{b:%Y%m%d}", end=f"{y:%Y%m%d}")
+    w = doc["withheld"]
+    assert w["min_users"] == 40 and w["active"]["city"] > 0
+    note = page.text_content('[data-testid="privacy-note"]')
+    assert "少于 40 人的数据不显示" in note and f"城市 {w['active']['city']} 项" in note
+    got = shown(page)
+    assert all(v >= 40 for _, v, *_ in got["city"]) and all(v >= 40 for _, v in got["devices"])
+    assert [r[0] for r in got["city"]] == [str(it["id"]) for it in doc["active"]["city"][:20]]
+    # a segment smaller than K (found in the store itself, without withholding): no total either
+    store = Store(Path(ENV["WEANALYSIS_DATA"]))
+    q = PortraitQuery.of(APPID, b, y)
+    full = explore(EmbeddedSource.of(store, APPID), q, Explore())
+    small = next(it for it in full.active.lists["city"] if 0 < it.value < 40)
+    store.close()
+    link = page.url + f"&where=city%3D{small.id}"
+    other = page.context.new_page()
+    other.goto(link)
+    other.wait_for_selector('body[data-state="empty"]')
+    assert other.text_content('[data-testid="total-active"]') == "<40"
+    assert "人数过少" in other.text_content("#empty-title")
+    assert page_errors == []
+    page.context.close()

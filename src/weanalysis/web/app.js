@@ -354,6 +354,7 @@
     document.body.setAttribute('data-where', doc.where.join('&'));
     renderTotals(doc);
     renderChips();
+    renderPrivacy(doc);
     var empty = emptyState(doc, set);
     $('empty').hidden = !empty;
     $('content').hidden = !!empty;
@@ -379,6 +380,22 @@
     renderDevices(set, prev);
     renderHeat(set);
     setState('ready');
+  }
+
+  // what small-group withholding left out of the set on screen, said in words
+  function renderPrivacy(doc) {
+    var note = $('privacy-note');
+    var w = doc.withheld;
+    note.hidden = !w;
+    if (!w) return;
+    var counts = w[state.users];
+    var parts = Object.keys(DIMS).filter(function (d) { return counts[d]; }).map(function (d) {
+      return DIMS[d] + ' ' + counts[d] + ' 项';
+    });
+    if (counts.crosstab) parts.push('交叉分布 ' + counts.crosstab + ' 格');
+    note.textContent = '为保护个人隐私，少于 ' + w.min_users + ' 人的数据不显示' +
+      (parts.length ? '：本页未显示' + parts.join('、') + '。' : '；本页没有被隐藏的数据。');
+    note.setAttribute('data-withheld', parts.join(','));
   }
 
   function deltaText(now, before) {
