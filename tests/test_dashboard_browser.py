@@ -9,6 +9,7 @@ Set WEANALYSIS_SCREENSHOT=docs/dashboard.png to refresh the README's screenshot.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -62,9 +63,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`weanalysis demo` on a free loopback port: generate, ingest through the real path, serve."""
+@contextlib.contextmanager
+def demo_server(tmp_path_factory):
+    """`weanalysis demo` on a free loopback port: generate, ingest through the real path, serve.
+    Gives the base URL and the environment naming its data folder."""
     data = tmp_path_factory.mktemp("demo") / "data"
     env = {**os.environ, "WEANALYSIS_DATA": str(data)}
     port = _free_port()
@@ -88,10 +90,16 @@ def server(tmp_path_factory):
                 proc.kill()
                 pytest.fail("weanalysis demo did not serve within 120 s")
             time.sleep(0.1)
-    yield base
+    yield base, env
     proc.terminate()
     _, err = proc.communicate(timeout=20)
     assert b"Traceback" not in err, err.decode()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with demo_server(tmp_path_factory) as (base, _):
+        yield base
 
 
 @pytest.fixture(scope="module")

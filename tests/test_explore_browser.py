@@ -10,22 +10,20 @@ Set WEANALYSIS_SCREENSHOT_DIR=docs to refresh the README's explorer screenshots.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import requests
 
+from tests.servers import cli
 from tests.test_dashboard_browser import (  # noqa: F401 (fixtures)
     APPID,
     DESKTOP,
     PHONE,
-    _free_port,
     browser,
+    demo_server,
     open_page,
     page_errors,
     sign_in,
@@ -43,36 +41,11 @@ ENV: dict[str, str] = {}  # the demo server's environment (its data folder), for
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`weanalysis demo` serving, and a second (empty) app registered beside the demo app."""
-    data = tmp_path_factory.mktemp("demo") / "data"
-    env = {**os.environ, "WEANALYSIS_DATA": str(data)}
-    port = _free_port()
-    cmd = [sys.executable, "-m", "weanalysis", "demo", "--users", "4000", "--days", "30"]
-    proc = subprocess.Popen(
-        [*cmd, "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"weanalysis demo exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            requests.get(base + "/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("weanalysis demo did not serve within 120 s")
-            time.sleep(0.1)
-    add = [sys.executable, "-m", "weanalysis", "app", "add", SECOND, "--secret", SECOND_SECRET]
-    subprocess.run(add, env=env, check=True, capture_output=True)
-    ENV.update(env)
-    yield base
-    proc.terminate()
-    _, err = proc.communicate(timeout=20)
-    assert b"Traceback" not in err, err.decode()[-3000:]
+    with demo_server(tmp_path_factory) as (base, env):
+        r = cli(env, "app", "add", SECOND, "--secret", SECOND_SECRET)
+        assert r.returncode == 0, r.stderr
+        ENV.update(env)
+        yield base
 
 
 def api(page, path: str, **params) -> dict:
@@ -385,8 +358,7 @@ def test_screenshots(browser, server, page_errors, tmp_path):
 
 def test_small_groups_withheld_on_the_page(browser, server, page_errors):
     """Last: `app set --min-users` on the serving app; the page says what it leaves out."""
-    cmd = [sys.executable, "-m", "weanalysis", "app", "set", APPID, "--min-users", "40"]
-    subprocess.run(cmd, env=ENV, check=True, capture_output=True)
+    assert cli(ENV, "app", "set", APPID, "--min-users", "40").returncode == 0
     page = open_page(browser, server, page_errors)
     sign_in(page)
     ready(page)
