@@ -70,13 +70,15 @@ def user_set(uv: UserValues, mask: np.ndarray | None = None) -> UserSet:
     """The portrait lists of the users selected by ``mask`` (all when None)."""
     counts: dict[str, np.ndarray] = {}
     lists: dict[str, list[Item]] = {}
+    # the selected rows once, as indices: one pass over the mask instead of one per column
+    rows = None if mask is None else np.flatnonzero(mask)
     for dim in DIMENSIONS:
         col = dim.column
         if col.name not in counts:
-            v = uv.values[col.name] if mask is None else uv.values[col.name][mask]
+            v = uv.values[col.name] if rows is None else uv.values[col.name][rows]
             counts[col.name] = np.bincount(v.astype(np.intp), minlength=column_size(col, uv))
         lists[dim.list_name] = ranked_items(dim, counts[col.name], uv.names.get(col.name))
-    total = len(uv) if mask is None else int(np.count_nonzero(mask))
+    total = len(uv) if rows is None else len(rows)
     return UserSet(total=total, lists=lists)
 
 

@@ -182,23 +182,43 @@ def _dense(dim: Dimension, uv: UserValues) -> tuple[list[int | str], np.ndarray]
     return keys.tolist(), index
 
 
+class _Pairs:
+    """Each user's (row value, col value) pair as one dense number, made once per window for the
+    users of ``base`` (a segment; None: all) and counted for any subset of them."""
+
+    def __init__(
+        self, uv: UserValues, rows: Dimension, cols: Dimension, base: np.ndarray | None = None
+    ):
+        self.rows, self.cols = rows, cols
+        self.rkeys, rindex = _dense(rows, uv)
+        self.ckeys, cindex = _dense(cols, uv)
+        n = len(self.ckeys)
+        cells = len(self.rkeys) * n
+        dtype = np.int32 if cells < 2**31 else np.int64
+        rv, cv = uv.values[rows.column.name], uv.values[cols.column.name]
+        if base is not None:
+            sel = np.flatnonzero(base)
+            rv, cv = rv[sel], cv[sel]
+        self.pair = rindex.astype(dtype)[rv] * dtype(n) + cindex.astype(dtype)[cv]
+        self.cells = cells
+
+    def count(self, mask: np.ndarray | None) -> Crosstab:
+        """The cross-tab of the users of ``base`` selected by ``mask`` (indexed like ``base``'s
+        users; None: all of them)."""
+        pair = self.pair if mask is None else self.pair[mask]
+        out: list[tuple[int | str, int | str, int]] = []
+        if len(pair):
+            n = len(self.ckeys)
+            counts = np.bincount(pair, minlength=self.cells)
+            nz = np.flatnonzero(counts)
+            for p, v in zip(nz.tolist(), counts[nz].tolist(), strict=True):
+                out.append((self.rkeys[p // n], self.ckeys[p % n], v))
+        return Crosstab(self.rows.list_name, self.cols.list_name, out)
+
+
 def crosstab(uv: UserValues, mask: np.ndarray | None, rows: Dimension, cols: Dimension) -> Crosstab:
     """Distinct users per (row value, col value) of the users selected by ``mask``."""
-    rkeys, rindex = _dense(rows, uv)
-    ckeys, cindex = _dense(cols, uv)
-    r = uv.values[rows.column.name]
-    c = uv.values[cols.column.name]
-    if mask is not None:
-        r, c = r[mask], c[mask]
-    cells: list[tuple[int | str, int | str, int]] = []
-    if len(r):
-        n = len(ckeys)
-        pair = rindex[r].astype(np.int64) * n + cindex[c]
-        counts = np.bincount(pair, minlength=len(rkeys) * n)
-        nz = np.flatnonzero(counts)
-        for p, v in zip(nz.tolist(), counts[nz].tolist(), strict=True):
-            cells.append((rkeys[p // n], ckeys[p % n], v))
-    return Crosstab(rows.list_name, cols.list_name, cells)
+    return _Pairs(uv, rows, cols, mask).count(None)
 
 
 def parse_crosstab(text: str) -> tuple[Dimension, Dimension]:
@@ -237,9 +257,9 @@ def _window(source: PortraitSource, q: PortraitQuery, ex: Explore) -> PortraitRe
     new_mask = _and(uv.is_new, seg)
     new, active = user_set(uv, new_mask), user_set(uv, seg)
     if ex.crosstab is not None:
-        a, b = BY_LIST[ex.crosstab[0]], BY_LIST[ex.crosstab[1]]
-        new.crosstab = crosstab(uv, new_mask, a, b)
-        active.crosstab = crosstab(uv, seg, a, b)
+        pairs = _Pairs(uv, BY_LIST[ex.crosstab[0]], BY_LIST[ex.crosstab[1]], seg)
+        new.crosstab = pairs.count(uv.is_new if seg is None else uv.is_new[seg])
+        active.crosstab = pairs.count(None)
     return PortraitResult(q, new, active, where=ex.where.specs())
 
 
