@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from weanalysis.cli.main import cli
+from weanalysis.portrait import explore as explore_module
 
 T = "2017-06-{:02d}T{}+08:00"
 EMPTY = {"province": [], "city": [], "genders": [], "platforms": [], "devices": [], "ages": []}
@@ -274,3 +275,15 @@ def test_trend_usage_errors(run, app):
     assert r.exit_code == 2 and "'9' is not a ages id" in r.output
     for cmd in (["trend"], ["app", "set"]):
         assert run(*cmd, "--help").exit_code == 0
+
+
+def test_crosstab_by_list_ids_when_codes_are_too_many(run, app, monkeypatch):
+    """Many codes (devices x devices at scale) fall back to dense list indices: same cells."""
+    args = ("--begin", "20170610", "--end", "20170612", "--where", "province=44")
+    pairs = ("province,city", "devices,ages", "devices,devices", "city,genders")
+    want = [portrait(run, *args, "--crosstab", p) for p in pairs]
+    monkeypatch.setattr(explore_module, "MAX_CODE_PAIRS", 0)
+    assert [portrait(run, *args, "--crosstab", p) for p in pairs] == want
+    assert want[0]["visit_uv"]["crosstab"]["cells"] == [
+        {"row": 44, "col": 4401, "value": 2},
+    ]

@@ -182,25 +182,34 @@ def _dense(dim: Dimension, uv: UserValues) -> tuple[list[int | str], np.ndarray]
     return keys.tolist(), index
 
 
+MAX_CODE_PAIRS = 1 << 26  # bins of a code-pair bincount (256 MB of counts at most)
+
+
 class _Pairs:
-    """Each user's (row value, col value) pair as one dense number, made once per window for the
-    users of ``base`` (a segment; None: all) and counted for any subset of them."""
+    """Each user's (row code, col code) pair as one number, made once per window for the users
+    of ``base`` (a segment; None: all) and counted for any subset of them.
+
+    The pairs are of column *codes*, not list ids: no gather per user. Only the non-zero bins are
+    then mapped to list ids (several location codes are one province) and merged.
+    """
 
     def __init__(
         self, uv: UserValues, rows: Dimension, cols: Dimension, base: np.ndarray | None = None
     ):
         self.rows, self.cols = rows, cols
-        self.rkeys, rindex = _dense(rows, uv)
-        self.ckeys, cindex = _dense(cols, uv)
-        n = len(self.ckeys)
-        cells = len(self.rkeys) * n
-        dtype = np.int32 if cells < 2**31 else np.int64
+        self.rkeys, self.rindex = _dense(rows, uv)
+        self.ckeys, self.cindex = _dense(cols, uv)
+        self.csize = column_size(cols.column, uv)
+        self.bins = column_size(rows.column, uv) * self.csize
         rv, cv = uv.values[rows.column.name], uv.values[cols.column.name]
         if base is not None:
             sel = np.flatnonzero(base)
             rv, cv = rv[sel], cv[sel]
-        self.pair = rindex.astype(dtype)[rv] * dtype(n) + cindex.astype(dtype)[cv]
-        self.cells = cells
+        if self.bins <= MAX_CODE_PAIRS:
+            self.pair = rv.astype(np.int32) * np.int32(self.csize) + cv
+        else:  # very many codes (devices x devices): dense list indices instead
+            n = len(self.ckeys)
+            self.pair = self.rindex[rv].astype(np.int64) * n + self.cindex[cv]
 
     def count(self, mask: np.ndarray | None) -> Crosstab:
         """The cross-tab of the users of ``base`` selected by ``mask`` (indexed like ``base``'s
@@ -209,9 +218,18 @@ class _Pairs:
         out: list[tuple[int | str, int | str, int]] = []
         if len(pair):
             n = len(self.ckeys)
-            counts = np.bincount(pair, minlength=self.cells)
-            nz = np.flatnonzero(counts)
-            for p, v in zip(nz.tolist(), counts[nz].tolist(), strict=True):
+            if self.bins <= MAX_CODE_PAIRS:
+                counts = np.bincount(pair, minlength=self.bins)
+                nz = np.flatnonzero(counts)
+                dense = self.rindex[nz // self.csize].astype(np.int64) * n
+                dense += self.cindex[nz % self.csize]
+                keys, where = np.unique(dense, return_inverse=True)
+                values = np.bincount(where, weights=counts[nz]).astype(np.int64)
+            else:
+                counts = np.bincount(pair)
+                keys = np.flatnonzero(counts)
+                values = counts[keys]
+            for p, v in zip(keys.tolist(), values.tolist(), strict=True):
                 out.append((self.rkeys[p // n], self.ckeys[p % n], v))
         return Crosstab(self.rows.list_name, self.cols.list_name, out)
 
