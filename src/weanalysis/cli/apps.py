@@ -92,6 +92,7 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
                 "users": snap.num_users,
                 "visits": snap.record_count("visit"),
                 "profiles": snap.record_count("profile"),
+                "min_users": store.catalog.min_users(a.appid),
             }
         )
     if as_json:
