@@ -558,6 +558,16 @@
     return span;
   }
 
+  // the comparison on a chart's own label: "▲12 +1.2pp" (empty without a previous period)
+  function deltaShort(dim, it, prev) {
+    var p = previousOf(prev, dim, it);
+    if (!p) return '';
+    var d = it.value - p.value;
+    var pp = (it.share - p.share) * 100;
+    return (d > 0 ? '▲' : d < 0 ? '▼' : '＝') + (d ? fmt(Math.abs(d)) : '') + ' ' +
+      (pp >= 0 ? '+' : '−') + Math.abs(pp).toFixed(1) + 'pp';
+  }
+
   function deltaWords(dim, it, prev) {
     var p = previousOf(prev, dim, it);
     if (!p) return '';
@@ -740,13 +750,16 @@
       // counts and shares on the chart itself: nothing needs a hover (touch screens)
       label: {
         formatter: function (p) {
-          return p.name + '\n' + fmt(p.data.value) + (narrow() ? '\n' : ' · ') + pct(p.data.share);
+          return p.name + '\n' + fmt(p.data.value) + (narrow() ? '\n' : ' · ') + pct(p.data.share) +
+            (p.data.delta ? '\n' + p.data.delta : '');
         },
         color: '#1e293b', lineHeight: 15, fontSize: 12, overflow: 'none'
       },
       labelLine: { length: 6, length2: 6 },
       labelLayout: { hideOverlap: false, moveOverlap: 'shiftY' },
-      data: items.map(function (it) { return { name: it.name, value: it.value, share: it.share, key: keyOf(dim, it) }; })
+      data: items.map(function (it) {
+        return { name: it.name, value: it.value, share: it.share, key: keyOf(dim, it), delta: deltaShort(dim, it, prev) };
+      })
     }];
     chart.setOption(option, true);
     itemsTable(dim, dim, items, prev);
@@ -765,7 +778,7 @@
     });
     var rows = items.slice().reverse(); // horizontal bars: category 0 at the bottom
     var option = base();
-    option.grid = { left: 8, right: 92, top: 4, bottom: 4, containLabel: true };
+    option.grid = { left: 8, right: prev && !narrow() ? 170 : 92, top: 4, bottom: 4, containLabel: true };
     option.yAxis = {
       type: 'category', data: rows.map(function (it) { return it.name; }),
       axisTick: { show: false }, axisLine: { lineStyle: { color: '#cbd5e1' } },
@@ -777,9 +790,13 @@
       itemStyle: { color: function (p) { return p.data.id === 0 ? '#94a3b8' : GREEN; }, borderRadius: [0, 4, 4, 0] },
       label: {
         show: true, position: 'right', color: '#1e293b', fontSize: 12,
-        formatter: function (p) { return fmt(p.data.value) + ' · ' + pct(p.data.share); }
+        formatter: function (p) {
+          return fmt(p.data.value) + ' · ' + pct(p.data.share) + (p.data.delta ? '  ' + p.data.delta : '');
+        }
       },
-      data: rows.map(function (it) { return { id: it.id, name: it.name, value: it.value, share: it.share, key: String(it.id) }; })
+      data: rows.map(function (it) {
+        return { id: it.id, name: it.name, value: it.value, share: it.share, key: String(it.id), delta: narrow() ? '' : deltaShort('ages', it, prev) };
+      })
     }];
     state.charts.ages.setOption(option, true);
     itemsTable('ages', 'ages', items, prev);
@@ -791,7 +808,7 @@
     box.style.height = Math.max(160, 34 * items.length + 24) + 'px';
     state.charts.devices.resize();
     var option = base();
-    option.grid = { left: 8, right: 110, top: 8, bottom: 8, containLabel: true };
+    option.grid = { left: 8, right: prev && !narrow() ? 190 : 110, top: 8, bottom: 8, containLabel: true };
     option.xAxis = { type: 'value', show: false };
     option.yAxis = {
       type: 'category', data: items.map(function (it) { return it.name; }),
@@ -803,9 +820,13 @@
       itemStyle: { color: function (p) { return p.data.name === '未知' ? '#94a3b8' : '#2563eb'; }, borderRadius: 8 },
       label: {
         show: true, position: 'right', color: '#1e293b', fontSize: 12,
-        formatter: function (p) { return fmt(p.data.value) + '  ' + pct(p.data.share); }
+        formatter: function (p) {
+          return fmt(p.data.value) + '  ' + pct(p.data.share) + (p.data.delta ? '  ' + p.data.delta : '');
+        }
       },
-      data: items.map(function (it) { return { name: it.name, value: it.value, share: it.share, key: it.name }; })
+      data: items.map(function (it) {
+        return { name: it.name, value: it.value, share: it.share, key: it.name, delta: narrow() ? '' : deltaShort('devices', it, prev) };
+      })
     }];
     state.charts.devices.setOption(option, true);
     itemsTable('devices', 'devices', set.devices, prev);
