@@ -121,6 +121,7 @@ def test_sign_in_sets_an_httponly_samesite_strict_cookie(client, store):
             "last": YESTERDAY.isoformat(),
         },
         "min_users": 0,
+        "imported": False,
     }
     cookie = r.headers["set-cookie"]
     parts = [p.strip() for p in cookie.split(";")]

@@ -163,3 +163,45 @@ def test_a_window_imported_again_is_replaced(setup):
     assert json.loads(r.output) == {"appid": "wxI", "imported": 3, "replaced": 3}
     lines = (store.app_dir("wxI") / "imported.jsonl").read_text().splitlines()
     assert len(lines) == 3
+
+
+def test_the_explorer_on_an_imported_app(setup):
+    """Without records: small groups withheld and comparison (of imported windows) work;
+    segments, cross-tabs and trends are refused with a reason, never answered with zeros."""
+    store, out, docs, run, _ = setup
+    assert run("portraits", "import", "--appid", "wxI", str(out)).exit_code == 0
+    store.catalog.set_min_users("wxI", 10)
+    b7 = YESTERDAY - timedelta(days=6)
+    span = ("--appid", "wxI", "--begin", ymd(b7), "--end", ymd(YESTERDAY))
+    doc = json.loads(run("portrait", *span, "--compare").output)
+    assert "previous" not in doc  # the week before was not imported
+    assert doc["withheld"]["min_users"] == 10
+    for name, items in doc["visit_uv"].items():
+        kept = [it for it in docs[7]["visit_uv"][name] if it["value"] >= 10]
+        assert items == kept, name
+        assert doc["withheld"]["visit_uv"][name] == len(docs[7]["visit_uv"][name]) - len(kept)
+    for args in (("--where", "province=44"), ("--crosstab", "genders,ages")):
+        r = run("portrait", *span, *args)
+        assert r.exit_code == 2 and "imported portraits" in r.output
+    r = run("trend", *span, "--dim", "platforms")
+    assert r.exit_code == 2 and "imported portraits" in r.output
+    with TestClient(create_app(store, token_ttl=7200)) as c:
+        tok = c.get(
+            "/cgi-bin/token",
+            params={"grant_type": "client_credential", "appid": "wxI", "secret": SECRET},
+        ).json()["access_token"]
+        url = f"/datacube/getweanalysisappiduserportrait?access_token={tok}"
+        r = c.post(url, json={"begin_date": ymd(b7), "end_date": ymd(YESTERDAY)}).json()
+        assert r["visit_uv"] == doc["visit_uv"] and r["withheld"] == doc["withheld"]
+        assert c.post("/api/v1/session", json={"appid": "wxI", "secret": SECRET}).json()["imported"]
+        params = {"begin": ymd(b7), "end": ymd(YESTERDAY)}
+        got = c.get("/api/v1/portrait", params={**params, "compare": "true"}).json()
+        assert got["withheld"]["active"]["province"] == doc["withheld"]["visit_uv"]["province"]
+        bad = c.get("/api/v1/portrait", params={**params, "where": "province=44"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_filter"
+        trend = c.get("/api/v1/trend", params={**params, "dim": "platforms"})
+        assert trend.status_code == 400 and trend.json()["error"]["code"] == "bad_filter"
+    # the kept imported documents were not changed by withholding
+    store.catalog.set_min_users("wxI", 0)
+    r = run("portrait", *span)
+    assert json.loads(r.output) == docs[7]

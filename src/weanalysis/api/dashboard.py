@@ -195,6 +195,8 @@ class Dashboard:
             "expires_at": expires_at,
             "data_days": {"first": S.iso_day(first), "last": S.iso_day(last)},
             "min_users": self.catalog.min_users(app.appid),
+            # computed by a cluster: documents only, no segments, cross-tabs or trends
+            "imported": self.portraits.imported(app.appid) is not None,
         }
 
     def window(self, app: App, begin: str | None, end: str | None) -> tuple[date, date]:

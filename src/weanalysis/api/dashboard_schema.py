@@ -59,6 +59,9 @@ class SessionOut(BaseModel):
     min_users: int = Field(
         description="The app's own threshold: values of fewer users are withheld everywhere"
     )
+    imported: bool = Field(
+        description="The app's portraits are imported documents (no segments, cross-tabs or trends)"
+    )
 
 
 class SignedInApp(BaseModel):

@@ -250,6 +250,11 @@
       input.max = session.yesterday;
       if (session.data_days.first) input.min = session.data_days.first;
     });
+    // an imported app has documents only: no segments, cross-tabs or trends to ask for
+    var imported = !!session.imported;
+    if (imported) state.where = [];
+    document.querySelector('[data-testid="trend-card"]').hidden = imported;
+    document.querySelector('[data-testid="heat-card"]').hidden = imported;
     var note = $('privacy-note');
     note.hidden = !session.min_users;
     note.textContent = session.min_users ?
@@ -307,15 +312,17 @@
     setState('loading');
     document.body.classList.add('is-loading');
     var started = performance.now();
-    var portrait = api('GET', '/api/v1/portrait?' + query('&compare=true&crosstab=' + state.ct.join(',')));
-    var trend = Promise.all([
+    var imported = !!state.session.imported;
+    var portrait = api('GET', '/api/v1/portrait?' + query('&compare=true' +
+      (imported ? '' : '&crosstab=' + state.ct.join(','))));
+    var trend = imported ? Promise.resolve(null) : Promise.all([
       api('GET', '/api/v1/trend?' + query('&users=new&dim=' + state.trendDim)),
       api('GET', '/api/v1/trend?' + query('&users=active&dim=' + state.trendDim))
     ]);
     Promise.all([portrait, trend]).then(function (res) {
       if (seq !== state.seq) return; // a newer request is on its way
       state.doc = res[0];
-      state.trend = { new: res[1][0], active: res[1][1] };
+      state.trend = res[1] ? { new: res[1][0], active: res[1][1] } : null;
       $('error-banner').hidden = true;
       render();
       document.body.setAttribute('data-load-ms', String(Math.round(performance.now() - started)));
@@ -371,14 +378,14 @@
       return;
     }
     var prev = doc.previous ? doc.previous[state.users] : null;
-    renderTrend();
+    if (state.trend) renderTrend();
     renderGeo(set, prev);
     renderCities(set, prev);
     renderGenders(set, prev);
     renderAges(set, prev);
     renderPlatforms(set, prev);
     renderDevices(set, prev);
-    renderHeat(set);
+    if (!state.session.imported) renderHeat(set);
     setState('ready');
   }
 
@@ -481,6 +488,7 @@
   function addFilter(dim, value) { addFilters([[dim, value]]); }
 
   function addFilters(pairs) {
+    if (state.session.imported) return; // documents only: no segments
     var added = false;
     pairs.forEach(function (p) {
       var value = String(p[1]);
