@@ -179,6 +179,7 @@ def test_drill_down_compare_and_share_a_link(browser, server, page_errors):
     )
     assert xy is not None
     page.locator("#chart-genders").scroll_into_view_if_needed()
+    page.wait_for_timeout(600)  # the donut's animation: click where the slice has come to rest
     box = page.locator("#chart-genders").bounding_box()
     t0 = time.monotonic()
     page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
