@@ -12,7 +12,7 @@ import numpy as np
 
 from weanalysis import dims
 from weanalysis.dims import regions
-from weanalysis.portrait.engine import _ranked_items
+from weanalysis.portrait.engine import ranked_items
 from weanalysis.portrait.query import UserSet
 
 LOC_PACK = 1_000_000
@@ -51,7 +51,7 @@ def user_set(total: int, counts: dict[str, dict]) -> UserSet:
                 arr[_LOC_CODE[value] if col.name == "loc" else value] += v
         arrays[col.name] = arr
     lists = {
-        d.list_name: _ranked_items(d, arrays[d.column.name], names.get(d.column.name))
+        d.list_name: ranked_items(d, arrays[d.column.name], names.get(d.column.name))
         for d in dims.DIMENSIONS
     }
     return UserSet(total=total, lists=lists)
