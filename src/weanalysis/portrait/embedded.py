@@ -40,6 +40,8 @@ class EmbeddedSource:
 
     def window(self, begin: int, end: int) -> Window:
         snap = self.snap
+        # records before the retained range are gone: refuse, never a smaller answer
+        snap.check_window(begin)
         days = [d for d in snap.day_numbers() if begin <= d <= end]
         if len(days) == 1:
             s = self._day(days[0])

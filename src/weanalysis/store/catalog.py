@@ -53,8 +53,17 @@ MIGRATIONS = [
     """
     ALTER TABLE apps ADD COLUMN min_users INTEGER NOT NULL DEFAULT 0
     """,
+    # 4: retention (days of records kept; NULL keeps everything) and the secret's epoch: a random
+    # value made anew by every rotation, bound into dashboard sessions, so that rotating the
+    # secret (or removing and adding the app again) signs every old session out at once
+    """
+    ALTER TABLE apps ADD COLUMN retention_days INTEGER;
+    ALTER TABLE apps ADD COLUMN secret_epoch TEXT NOT NULL DEFAULT ''
+    """,
 ]
 MAX_MIN_USERS = 1_000_000
+APP_COLUMNS = "appid, timezone, created_at, retention_days, secret_epoch"
+MAX_RETENTION_DAYS = 100 * 366
 
 
 class CatalogError(ValueError):
@@ -66,6 +75,8 @@ class App:
     appid: str
     timezone: str
     created_at: float
+    retention_days: int | None = None
+    epoch: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -74,6 +85,13 @@ class App:
 
 def _hash_secret(secret: str, salt: bytes) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), salt, PBKDF2_ROUNDS)
+
+
+def check_secret_text(secret: str) -> None:
+    if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS or not secret.isprintable():
+        raise CatalogError(
+            f"the secret must be {MIN_SECRET_CHARS}-{MAX_SECRET_CHARS} printable characters"
+        )
 
 
 def check_timezone(name: str) -> str:
@@ -94,6 +112,27 @@ class Catalog:
         self.db.execute("PRAGMA synchronous=FULL")
         self._migrate()
         self._cache: dict[str, App | None] = {}
+        self._data_version = self._read_data_version()
+        self.generation = 0  # bumped whenever another process changed the catalog
+
+    def _read_data_version(self) -> int:
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
+
+    def refresh(self) -> int:
+        """Drops what this process remembers once another process changed the catalog (an app
+        removed, a secret rotated, a time zone set); returns :attr:`generation`. One cheap
+        query (SQLite's ``data_version``)."""
+        v = self._read_data_version()
+        if v != self._data_version:
+            self._data_version = v
+            self._cache.clear()
+            self.generation += 1
+        return self.generation
+
+    def _changed(self) -> None:
+        """This process changed the catalog: forget what it remembers."""
+        self._cache.clear()
+        self.generation += 1
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -125,29 +164,28 @@ class Catalog:
             raise CatalogError(f"appid {appid!r}: {e}") from None
         if appid_ok is None or appid_ok != appid:
             raise CatalogError(f"appid {appid!r}: must be 1-64 characters of A-Z a-z 0-9 _ -")
-        if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS or not secret.isprintable():
-            raise CatalogError(
-                f"the secret must be {MIN_SECRET_CHARS}-{MAX_SECRET_CHARS} printable characters"
-            )
+        check_secret_text(secret)
         check_timezone(timezone)
         salt = secrets.token_bytes(16)
         now = time.time()
+        epoch = secrets.token_hex(8)
         try:
             self.db.execute(
-                "INSERT INTO apps (appid, secret_salt, secret_hash, timezone, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (appid, salt, _hash_secret(secret, salt), timezone, now),
+                "INSERT INTO apps (appid, secret_salt, secret_hash, timezone, created_at, "
+                "secret_epoch) VALUES (?, ?, ?, ?, ?, ?)",
+                (appid, salt, _hash_secret(secret, salt), timezone, now, epoch),
             )
         except sqlite3.IntegrityError:
             raise CatalogError(f"app {appid!r} exists already") from None
-        self._cache.pop(appid, None)
-        return App(appid, timezone, now)
+        self._changed()
+        return App(appid, timezone, now, None, epoch)
 
     def get(self, appid: str) -> App | None:
+        self.refresh()
         if appid in self._cache:
             return self._cache[appid]
         row = self.db.execute(
-            "SELECT appid, timezone, created_at FROM apps WHERE appid = ?", (appid,)
+            f"SELECT {APP_COLUMNS} FROM apps WHERE appid = ?", (appid,)
         ).fetchone()
         app = App(*row) if row else None
         if app is not None:  # unknown appids are not cached: they may be registered meanwhile
@@ -168,8 +206,50 @@ class Catalog:
                 raise CatalogError(f"app {appid!r} is not registered")
 
     def list(self) -> list[App]:
-        rows = self.db.execute("SELECT appid, timezone, created_at FROM apps ORDER BY appid")
+        rows = self.db.execute(f"SELECT {APP_COLUMNS} FROM apps ORDER BY appid")
         return [App(*r) for r in rows]
+
+    def _require(self, db: sqlite3.Connection, appid: str) -> None:
+        if db.execute("SELECT 1 FROM apps WHERE appid = ?", (appid,)).fetchone() is None:
+            raise CatalogError(f"app {appid!r} is not registered")
+
+    def rotate_secret(self, appid: str, secret: str) -> None:
+        """A new secret; every access token, stable token and dashboard session of the app
+        stops working at once (the new epoch no longer matches old sessions)."""
+        check_secret_text(secret)
+        salt = secrets.token_bytes(16)
+        with self.transaction() as db:
+            self._require(db, appid)
+            db.execute(
+                "UPDATE apps SET secret_salt = ?, secret_hash = ?, secret_epoch = ? "
+                "WHERE appid = ?",
+                (salt, _hash_secret(secret, salt), secrets.token_hex(8), appid),
+            )
+            db.execute("UPDATE tokens SET revoked = 1, plain = NULL WHERE appid = ?", (appid,))
+        self._changed()
+
+    def set_timezone(self, appid: str, timezone: str) -> None:
+        check_timezone(timezone)
+        with self.transaction() as db:
+            self._require(db, appid)
+            db.execute("UPDATE apps SET timezone = ? WHERE appid = ?", (timezone, appid))
+        self._changed()
+
+    def set_retention(self, appid: str, days: int | None) -> None:
+        if days is not None and not 1 <= days <= MAX_RETENTION_DAYS:
+            raise CatalogError(f"retention must be 1-{MAX_RETENTION_DAYS} days")
+        with self.transaction() as db:
+            self._require(db, appid)
+            db.execute("UPDATE apps SET retention_days = ? WHERE appid = ?", (days, appid))
+        self._changed()
+
+    def remove_app(self, appid: str) -> None:
+        """The app and all its tokens are gone from the registry (its data: the store's)."""
+        with self.transaction() as db:
+            self._require(db, appid)
+            db.execute("DELETE FROM tokens WHERE appid = ?", (appid,))
+            db.execute("DELETE FROM apps WHERE appid = ?", (appid,))
+        self._changed()
 
     def check_secret(self, appid: str, secret: str) -> bool:
         row = self.db.execute(

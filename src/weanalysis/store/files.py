@@ -2,18 +2,70 @@
 
 Every data file of the store is immutable once written; the only file replaced in place is an
 app's ``manifest.json``, and only through :func:`atomic_write_bytes`.
+
+Each save helper computes the checksum of the bytes it writes (CRC-32, ~3 GB/s here: it finds
+every flipped byte and burst up to 32 bits) and notes it in :data:`WRITTEN`, so that the manifest
+can record ``path -> checksum`` for every file it names without reading anything back
+(:func:`weanalysis.store.integrity.manifest_checksums`).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+
+class _Written:
+    """Checksums of the files this process wrote (absolute path -> checksum), until published."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sums: dict[str, str] = {}
+
+    def note(self, path: Path, digest: str) -> None:
+        with self._lock:
+            self._sums[str(Path(path).absolute())] = digest
+
+    def pop(self, path: Path) -> str | None:
+        with self._lock:
+            return self._sums.pop(str(Path(path).absolute()), None)
+
+
+WRITTEN = _Written()
+
+
+def checksum(data) -> str:
+    """The checksum of some bytes, as the manifest records it (``crc32:`` + 8 hex digits)."""
+    return f"crc32:{zlib.crc32(data):08x}"
+
+
+def _write_new(path: Path, data) -> None:
+    """Writes a new immutable file (fsynced; the directory is synced by the commit)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    WRITTEN.note(path, checksum(data))
+
+
+class _Summing:
+    """A write-only file object that checksums what goes through it."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.crc = 0
+
+    def write(self, data) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        return self.f.write(data)
 
 
 def fsync_dir(path: Path) -> None:
@@ -32,6 +84,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+    WRITTEN.note(path, checksum(data))
 
 
 def write_json(path: Path, obj: object) -> None:
@@ -40,12 +93,14 @@ def write_json(path: Path, obj: object) -> None:
 
 def write_npy(path: Path, arr: np.ndarray) -> None:
     """Writes a new immutable .npy (fsynced; the directory is synced by the commit)."""
+    if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        arr = np.ascontiguousarray(arr)
     with open(path, "wb") as f:
-        if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
-            arr = np.ascontiguousarray(arr)
-        np.save(f, arr, allow_pickle=False)
+        out = _Summing(f)  # numpy writes through it in chunks: no second copy of a big array
+        np.save(out, arr, allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())
+    WRITTEN.note(path, f"crc32:{out.crc:08x}")
 
 
 def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
@@ -55,18 +110,14 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
 def write_parquet(path: Path, table: pa.Table) -> None:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd", compression_level=1)
-    with open(path, "wb") as f:
-        f.write(buf.getbuffer())
-        f.flush()
-        os.fsync(f.fileno())
+    _write_new(path, buf.getbuffer())
 
 
 def write_arrow(path: Path, table: pa.Table) -> None:
-    with open(path, "wb") as f:
-        with pa.ipc.new_file(f, table.schema) as w:
-            w.write_table(table)
-        f.flush()
-        os.fsync(f.fileno())
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    _write_new(path, memoryview(sink.getvalue()))
 
 
 def read_arrow(path: Path) -> pa.Table:

@@ -14,6 +14,13 @@ import numpy as np
 import orjson
 
 from weanalysis.store import files
+from weanalysis.store.integrity import (
+    VERIFIED,
+    DamagedFileError,
+    manifest_checksums,
+    manifest_ok,
+    seal,
+)
 from weanalysis.store.summaries import VISIT_ATTRS
 
 MANIFEST = "manifest.json"
@@ -27,6 +34,16 @@ class StoreFormatError(RuntimeError):
 
 
 NO_FIRST_DAY = np.iinfo(np.int32).max
+
+
+class WindowBeforeRetention(ValueError):
+    """A portrait window begins before the app's retained range (records deleted)."""
+
+
+def retained_from(manifest: dict) -> int | None:
+    """The first day whose records are all kept, once retention deleted earlier ones."""
+    kept = manifest.get("retained")
+    return kept["from_day"] if kept else None
 
 
 def empty_manifest() -> dict:
@@ -54,11 +71,25 @@ def read_manifest(app_dir: Path) -> dict:
         manifest = orjson.loads(path.read_bytes())
     except FileNotFoundError:
         return empty_manifest()
+    except orjson.JSONDecodeError as e:
+        raise DamagedFileError(path, f"not JSON ({e})") from None
+    if not isinstance(manifest, dict) or not manifest_ok(manifest):
+        raise DamagedFileError(path, "does not match its own checksum")
     if manifest.get("format") != FORMAT:
         raise StoreFormatError(
             f"{app_dir} holds storage format {manifest.get('format')}, this weanalysis reads "
             f"format {FORMAT}: ingest the records again into a new data folder"
         )
+    return manifest
+
+
+def write_manifest(app_dir: Path, manifest: dict) -> dict:
+    """Publish a new state of the app: the checksum of every file it names, its own checksum,
+    then the atomic replace (the commit point). Returns the manifest as written."""
+    manifest = dict(manifest)
+    manifest["checksums"] = manifest_checksums(app_dir, manifest)
+    manifest = seal(manifest)
+    files.write_json(app_dir / MANIFEST, manifest)
     return manifest
 
 
@@ -90,6 +121,17 @@ class AppSnapshot:
         """Records of ``kind`` ("visit" or "profile") stored."""
         return int(self.manifest["counts"][kind + "s"])
 
+    def check_window(self, begin_day: int) -> None:
+        """Refuses a window that begins before the retained range: never a smaller answer."""
+        first = retained_from(self.manifest)
+        if first is not None and begin_day < first:
+            from weanalysis.store.days import day_date
+
+            raise WindowBeforeRetention(
+                f"records before {day_date(first).isoformat()} were deleted by the app's "
+                "retention policy: choose a window that begins on or after that day"
+            )
+
     def day_numbers(self) -> list[int]:
         return sorted(int(d) for d in self.manifest["days"])
 
@@ -98,32 +140,37 @@ class AppSnapshot:
         name = self.manifest["first_day"]
         if name is None:
             return np.full(0, NO_FIRST_DAY, dtype=np.int32)
-        return files.load_npy(self.dir / name)
+        return files.load_npy(self.path(name))
+
+    def path(self, rel: str) -> Path:
+        """The path of a file this snapshot names, verified against its checksum (once per
+        process and state of the file); raises :class:`DamagedFileError`."""
+        sums = self.manifest.get("checksums")
+        VERIFIED.check(self.dir / rel, None if sums is None else sums.get(rel))
+        return self.dir / rel
 
     def day(self, day: int, with_times: bool = False) -> dict[str, np.ndarray] | None:
         name = self.manifest["days"].get(str(day))
         if name is None:
             return None
-        d = self.dir / name
         cols = ["uid", *VISIT_ATTRS]
         if with_times:
             cols += [a + "_t" for a in VISIT_ATTRS]
-        return {c: files.load_npy(d / f"{c}.npy") for c in cols}
+        return {c: files.load_npy(self.path(f"{name}/{c}.npy")) for c in cols}
 
     def person_log(self, name: str, full: bool = True) -> dict[str, np.ndarray] | None:
         sub = self.manifest["persons"].get(name)
         if sub is None:
             return None
-        d = self.dir / sub
         cols = ["key", "val", "cur", "prev"] + (["t"] if full else [])
-        return {c: files.load_npy(d / f"{c}.npy") for c in cols}
+        return {c: files.load_npy(self.path(f"{sub}/{c}.npy")) for c in cols}
 
     @functools.cached_property
     def device_names(self) -> list[str | None]:
         name = self.manifest["devices"]
         if name is None:
             return [None]
-        return [None, *orjson.loads((self.dir / name).read_bytes())]
+        return [None, *orjson.loads(self.path(name).read_bytes())]
 
     def unchanged_up_to(self, since_version: int, end_day: int) -> bool:
         """True when no commit after ``since_version`` touched a day <= ``end_day``.
@@ -141,15 +188,15 @@ class AppSnapshot:
     def key_segments(self) -> list[np.ndarray]:
         # column-major: lane 0 contiguous for binary searches (older files: converted once)
         return [
-            np.asfortranarray(files.load_npy(self.dir / k, mmap=False))
+            np.asfortranarray(files.load_npy(self.path(k), mmap=False))
             for k in self.manifest["keys"]
         ]
 
     def raw_files(self) -> list[Path]:
-        return [self.dir / r for r in self.manifest["raw"]]
+        return [self.path(r) for r in self.manifest["raw"]]
 
     def openids(self) -> list[str]:
         out: list[str] = []
         for seg in self.manifest["user_segments"]:
-            out.extend(files.read_arrow(self.dir / seg).column("openid").to_pylist())
+            out.extend(files.read_arrow(self.path(seg)).column("openid").to_pylist())
         return out

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -24,7 +25,8 @@ from weanalysis.records.columns import Coded
 from weanalysis.store import dedup, files
 from weanalysis.store.catalog import App
 from weanalysis.store.days import local_days
-from weanalysis.store.snapshot import MANIFEST, NO_FIRST_DAY, AppSnapshot, read_manifest
+from weanalysis.store.integrity import SELF_KEY as SEAL
+from weanalysis.store.snapshot import NO_FIRST_DAY, AppSnapshot, read_manifest, write_manifest
 from weanalysis.store.summaries import (
     UNDATED_SLOT,
     day_slot,
@@ -107,7 +109,7 @@ class Writer:
         d = self.app_dir(appid)
         manifest = read_manifest(d)
         st = self._states.get(appid)
-        if st is None or st.manifest["version"] != manifest["version"]:
+        if st is None or st.manifest.get(SEAL) != manifest.get(SEAL):  # another writer committed
             for sub in ("raw", "users", "days", "persons", "keys", "meta"):
                 (d / sub).mkdir(parents=True, exist_ok=True)
             st = self._states[appid] = _AppState(d, manifest)
@@ -121,11 +123,18 @@ class Writer:
         # collectors) interleave; each re-reads the manifest under the lock.
         with WriterLock(self.data_dir):
             try:
-                return self._commit(app, batch)
+                result = self._commit(app, batch)
             except BaseException:
                 # In-memory state (user ids, devices, keys) may be ahead of the disk: reload.
                 self._states.pop(app.appid, None)
                 raise
+            if app.retention_days is not None:
+                from weanalysis.store import maintenance
+
+                # records of days past the app's retention go at the commit after the day turns
+                if maintenance.apply_retention_locked(self.data_dir, app) is not None:
+                    self._states.pop(app.appid, None)
+            return result
 
     def _commit(self, app: App, batch: Batch) -> CommitResult:
         d = self.app_dir(app.appid)
@@ -177,7 +186,9 @@ class Writer:
         new["next_seq"] = int(seq[-1]) + 1
         dated = time_ms != TIME_ABSENT
         day = np.full(len(idx), -1, dtype=np.int32)
-        day[dated] = local_days(time_ms[dated], app.tz)
+        # the manifest names the zone once the app's zone was changed (the catalog follows)
+        tz = ZoneInfo(old["timezone"]) if old.get("timezone") else app.tz
+        day[dated] = local_days(time_ms[dated], tz)
 
         raw = {
             "seq": seq,
@@ -265,8 +276,7 @@ class Writer:
                 _remove(d / g)
         for sub in sorted(touched):  # new directory entries must be durable before the manifest
             files.fsync_dir(d / sub)
-        files.write_json(d / MANIFEST, new)
-        st.manifest = new
+        st.manifest = new = write_manifest(d, new)
         result.version = version
         return result
 

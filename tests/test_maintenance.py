@@ -1,0 +1,220 @@
+"""Erasure, retention and a change of time zone, against the oracle on random data.
+
+After ``forget`` every window equals the oracle over the accepted records without the erased
+users (including users whose first visit or latest profile is erased); after retention every
+window inside the retained range equals the oracle over *all* records, and a window reaching
+before it is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import oracle
+from tests.test_portrait_oracle import DAYS, START, a_history, content_key
+from weanalysis.enrich import devices
+from weanalysis.ingest import Ingestor
+from weanalysis.portrait.engine import compute
+from weanalysis.portrait.query import PortraitQuery
+from weanalysis.store import Store, maintenance
+from weanalysis.store.days import day_number
+from weanalysis.store.integrity import check_app
+from weanalysis.store.snapshot import WindowBeforeRetention
+from weanalysis.wechat.dialect import portrait_document
+
+APP = "wxapp"
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def ingest_history(tmp, history) -> tuple[Store, list[oracle.Rec], list[tuple[dict, oracle.Rec]]]:
+    """Ingest a drawn history; returns the store and the accepted records in storage order."""
+    tz_name, recs, chunk_rows = history
+    for _, canon in recs:
+        if isinstance(canon.device, tuple):
+            canon.device = devices.device_name(*canon.device)
+    store = Store(tmp / "data")
+    store.catalog.add_app(APP, "secret-123", tz_name)
+    accepted: dict[str, list[oracle.Rec]] = {"visit": [], "profile": []}
+    seen: set = set()
+    for kind in ("visit", "profile"):
+        lines = []
+        for rec, canon in recs:
+            if canon.kind != kind:
+                continue
+            lines.append(json.dumps(rec, ensure_ascii=False))
+            key = content_key(rec, canon)
+            if key not in seen:
+                seen.add(key)
+                accepted[kind].append(canon)
+        path = tmp / f"{kind}.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ing = Ingestor(store, kind)
+        ing.ingest_sources([(str(path), "jsonl")], chunk_rows=chunk_rows)
+        ing.close()
+    return store, accepted["visit"] + accepted["profile"], recs
+
+
+def windows(first_begin: int = -(10**9)):
+    for length in (1, 2, 7):
+        for end_off in range(0, DAYS + 1):
+            end = START + timedelta(days=end_off)
+            begin = end - timedelta(days=length - 1)
+            if day_number(begin) >= first_begin:
+                yield begin, end
+
+
+def assert_equals_oracle(store: Store, stored: list[oracle.Rec], tz, first_begin=-(10**9)):
+    snap = store.snapshot(APP)
+    for begin, end in windows(first_begin):
+        got = portrait_document(compute(snap, PortraitQuery.of(APP, begin, end)))
+        assert got == oracle.portrait(stored, tz, begin, end), (begin, end)
+
+
+def assert_consistent(store: Store):
+    d = store.app_dir(APP)
+    checked, problems = check_app(d, store.snapshot(APP).manifest, store.dir)
+    assert problems == []
+
+
+@SETTINGS
+@given(history=a_history(), pick=st.integers(0, 63))
+def test_forget_equals_oracle_without_the_users(tmp_path_factory, history, pick):
+    tmp = tmp_path_factory.mktemp("forget")
+    store, stored, _ = ingest_history(tmp, history)
+    users = sorted({r.openid for r in stored})
+    gone = {u for i, u in enumerate(users) if pick >> i & 1} | {"never-seen"}
+    app = store.catalog.get(APP)
+    erased = maintenance.forget(store.dir, app, gone)
+    kept = [r for r in stored if r.openid not in gone]
+    assert erased.users == len(gone & set(users))
+    assert erased.visits == sum(r.kind == "visit" for r in stored if r.openid in gone)
+    assert erased.profiles == sum(r.kind == "profile" for r in stored if r.openid in gone)
+    assert_equals_oracle(store, kept, ZoneInfo(history[0]))
+    assert_consistent(store)
+    m = store.snapshot(APP).manifest
+    assert m["counts"] == {
+        "visits": sum(r.kind == "visit" for r in kept),
+        "profiles": sum(r.kind == "profile" for r in kept),
+    }
+    # nothing of theirs is left in any file the app names (openids are stored as text)
+    for path in store.app_dir(APP).rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for u in gone - {"never-seen"}:
+                assert u.encode() not in data or len(u) < 3 and path.suffix == ".npy", path
+    store.close()
+
+
+def test_forget_then_resend_stores_them_again_as_new(tmp_path):
+    store = Store(tmp_path / "data")
+    store.catalog.add_app(APP, "secret-123", "Asia/Shanghai")
+    rows = [
+        {
+            "appid": APP,
+            "openid": "alice",
+            "time": "2017-06-01T10:00:00+08:00",
+            "event_id": "e1",
+            "province": "广东",
+            "gender": "女",
+        },
+        {"appid": APP, "openid": "alice", "time": "2017-06-02T10:00:00+08:00", "platform": "ios"},
+        {"appid": APP, "openid": "bob", "time": "2017-06-02T11:00:00+08:00", "event_id": "e2"},
+    ]
+    path = tmp_path / "v.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+    def ingest():
+        ing = Ingestor(store, "visit")
+        total, _ = ing.ingest_sources([(str(path), "jsonl")])
+        ing.close()
+        return total
+
+    assert ingest().accepted == 3
+    app = store.catalog.get(APP)
+    erased = maintenance.forget(store.dir, app, ["alice", "nobody"])
+    assert erased.as_dict() == {"users": 1, "visits": 2, "profiles": 0}
+    again = ingest()  # alice's records are new again; bob's are duplicates
+    assert (again.accepted, again.duplicates) == (2, 1)
+    doc = portrait_document(
+        compute(store.snapshot(APP), PortraitQuery.of(APP, START, START + timedelta(days=1)))
+    )
+    assert [g["value"] for g in doc["visit_uv"]["genders"]] == [1, 1]
+    assert maintenance.forget(store.dir, app, ["nobody"]).as_dict() == {
+        "users": 0,
+        "visits": 0,
+        "profiles": 0,
+    }
+    store.close()
+
+
+@SETTINGS
+@given(history=a_history(), keep_days=st.integers(0, DAYS), twice=st.booleans())
+def test_retention_keeps_later_windows_exact(tmp_path_factory, history, keep_days, twice):
+    tmp = tmp_path_factory.mktemp("retention")
+    store, stored, _ = ingest_history(tmp, history)
+    tz = ZoneInfo(history[0])
+    store.catalog.set_retention(APP, 3)
+    app = store.catalog.get(APP)
+    today = day_number(START) + keep_days + 3
+    if twice:
+        maintenance.apply_retention(store.dir, app, today - 1)
+    trimmed = maintenance.apply_retention(store.dir, app, today)
+    assert trimmed is not None and trimmed.from_day == today - 3
+    assert maintenance.apply_retention(store.dir, app, today) is None  # not due again
+    deleted = [
+        r
+        for r in stored
+        if r.time_ms is not None and day_number(oracle.local_day(r.time_ms, tz)) < trimmed.from_day
+    ]
+    m = store.snapshot(APP).manifest
+    assert m["counts"]["visits"] + m["counts"]["profiles"] == len(stored) - len(deleted)
+    assert_equals_oracle(store, stored, tz, first_begin=trimmed.from_day)
+    assert_consistent(store)
+    snap = store.snapshot(APP)
+    with pytest.raises(WindowBeforeRetention):
+        compute(snap, PortraitQuery(APP, trimmed.from_day - 1, trimmed.from_day + 5))
+    # erasure after retention: the retained values of the erased users go too
+    users = sorted({r.openid for r in stored})
+    gone = set(users[:1])
+    maintenance.forget(store.dir, app, gone)
+    assert_equals_oracle(
+        store, [r for r in stored if r.openid not in gone], tz, first_begin=trimmed.from_day
+    )
+    store.close()
+
+
+@SETTINGS
+@given(history=a_history(), zone=st.sampled_from(["UTC", "Asia/Kolkata", "America/New_York"]))
+def test_new_time_zone_rederives_days(tmp_path_factory, history, zone):
+    tmp = tmp_path_factory.mktemp("tz")
+    store, stored, _ = ingest_history(tmp, history)
+    maintenance.set_timezone(store.dir, store.catalog, APP, zone)
+    assert store.catalog.get(APP).timezone == zone
+    assert_equals_oracle(store, stored, ZoneInfo(zone))
+    assert_consistent(store)
+    store.close()
+
+
+def test_new_time_zone_refused_after_retention(tmp_path):
+    store = Store(tmp_path / "data")
+    store.catalog.add_app(APP, "secret-123", "Asia/Shanghai")
+    path = tmp_path / "v.jsonl"
+    path.write_text(json.dumps({"appid": APP, "openid": "a", "time": "2017-06-01T10:00:00+08:00"}))
+    ing = Ingestor(store, "visit")
+    ing.ingest_sources([(str(path), "jsonl")])
+    ing.close()
+    store.catalog.set_retention(APP, 1)
+    maintenance.apply_retention(store.dir, store.catalog.get(APP), day_number(START) + 10)
+    with pytest.raises(maintenance.CatalogError, match="retention"):
+        maintenance.set_timezone(store.dir, store.catalog, APP, "UTC")
+    assert np.asarray(store.snapshot(APP).first_day).tolist() == [day_number(START)]
+    store.close()
