@@ -230,7 +230,7 @@ def _forge(payload: dict, key: bytes) -> str:
 
 def test_forged_tampered_and_expired_cookies_are_refused(client, store):
     key = load_key(store.dir)
-    good = SessionSigner(key).issue("wxB")
+    good = SessionSigner(key).issue("wxB", epoch=store.catalog.get("wxB").epoch)
     payload, sig = good.split(".")
     claims_a = base64.urlsafe_b64encode(b'{"a":"wxA","e":9999999999}').rstrip(b"=").decode()
     later = int(datetime.now().timestamp()) + 3600

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,7 +25,9 @@ from weanalysis.api.body import BodyTooLarge, read_capped
 from weanalysis.auth.tokens import TokenService, TokenState
 from weanalysis.collect.committer import Closed, GroupCommitter, Submission
 from weanalysis.collect.ratelimit import RateLimiter
+from weanalysis.records import fields
 from weanalysis.store import Catalog
+from weanalysis.store.maintenance import forget
 from weanalysis.wechat import errors as E
 
 JSON = "application/json; charset=utf-8"
@@ -34,6 +39,7 @@ CORS = {
 }
 RATE_LIMITED = 45011
 RATE_LIMITED_MSG = "api minute-quota reach limit must slower retry next minute"
+log = logging.getLogger("weanalysis.collect")
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,10 @@ class CollectRoutes:
         tokens: TokenService,
         committer: GroupCommitter,
         limits: CollectLimits,
+        data_dir: Path | None = None,
     ):
         self.catalog = catalog
+        self.data_dir = data_dir if data_dir is not None else committer.store.dir
         self.tokens = tokens
         self.committer = committer
         self.limits = limits
@@ -115,7 +123,20 @@ class CollectRoutes:
         return [
             Route("/collect", self.collect, methods=methods),
             Route("/api/v1/records", self.records, methods=methods),
+            Route("/api/v1/forget", self.forget, methods=methods),
         ]
+
+    def _token_app(self, request: Request) -> str:
+        """The app of the request's access token (WeChat's token errors otherwise)."""
+        token = request.query_params.get("access_token")
+        if not token:
+            raise Refused(E.ACCESS_TOKEN_MISSING)
+        check = self.tokens.check(token)
+        if check.state is TokenState.EXPIRED:
+            raise Refused(E.ACCESS_TOKEN_EXPIRED)
+        if check.state is not TokenState.VALID or self.catalog.get(check.appid) is None:
+            raise Refused(E.INVALID_CREDENTIAL)
+        return check.appid
 
     async def _rows(self, request: Request, max_bytes: int, max_records: int) -> list:
         try:
@@ -185,21 +206,63 @@ class CollectRoutes:
         try:
             if request.method != "POST":
                 raise Refused(E.REQUIRE_POST)
-            token = request.query_params.get("access_token")
-            if not token:
-                raise Refused(E.ACCESS_TOKEN_MISSING)
-            check = self.tokens.check(token)
-            if check.state is TokenState.EXPIRED:
-                raise Refused(E.ACCESS_TOKEN_EXPIRED)
-            if check.state is not TokenState.VALID:
-                raise Refused(E.INVALID_CREDENTIAL)
-            if not self.api_by_app.allow(check.appid):
+            appid = self._token_app(request)
+            if not self.api_by_app.allow(appid):
                 raise Refused(
                     RATE_LIMITED, f"more than {self.limits.api_app_rate:g} requests/s", 429
                 )
             rows = await self._rows(request, self.limits.api_body_bytes, self.limits.api_records)
             # the records API is called by the app's own backend: record IPs are the visitors'
-            sub = Submission(rows, appid=check.appid, ip=None, profiles=True)
+            sub = Submission(rows, appid=appid, ip=None, profiles=True)
             return await self._store(request, sub, cors=False)
         except Refused as r:
             return _refusal(request, r, cors=False)
+
+    async def forget(self, request: Request) -> Response:
+        """Erase users of the token's app: ``{"openids": [...]}`` -> ``{"errcode": 0, "erased":
+        {"users", "visits", "profiles"}}``, answered once the erasure is durable."""
+        try:
+            if request.method != "POST":
+                raise Refused(E.REQUIRE_POST)
+            appid = self._token_app(request)
+            if not self.api_by_app.allow(appid):
+                raise Refused(
+                    RATE_LIMITED, f"more than {self.limits.api_app_rate:g} requests/s", 429
+                )
+            openids = await self._openids(request)
+            app = self.catalog.get(appid)
+            try:
+                erased = await run_in_threadpool(forget, self.data_dir, app, openids)
+            except Exception:
+                log.exception("forget for %s failed", appid)
+                raise Refused(E.SYSTEM_ERROR, "nothing was erased, send again", 503) from None
+            return _answer(request, {"errcode": 0, "erased": erased.as_dict()})
+        except Refused as r:
+            return _refusal(request, r, cors=False)
+
+    async def _openids(self, request: Request) -> list[str]:
+        try:
+            raw = await read_capped(request, self.limits.api_body_bytes)
+        except BodyTooLarge:
+            raise Refused(E.DATA_FORMAT_ERROR, "body too large") from None
+        if not raw.strip():
+            raise Refused(E.EMPTY_POST_DATA)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise Refused(E.DATA_FORMAT_ERROR, f"not JSON ({e})") from None
+        ids = body.get("openids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not ids:
+            raise Refused(E.DATA_FORMAT_ERROR, 'expected {"openids": ["...", ...]}')
+        if len(ids) > self.limits.api_records:
+            raise Refused(
+                E.DATA_FORMAT_ERROR, f"{len(ids)} openids; at most {self.limits.api_records}"
+            )
+        for i, o in enumerate(ids):
+            try:
+                ok = fields.parse_openid(o)
+            except fields.FieldError as e:
+                raise Refused(E.DATA_FORMAT_ERROR, f"openids[{i}]: {e}") from None
+            if ok is None:
+                raise Refused(E.DATA_FORMAT_ERROR, f"openids[{i}]: empty")
+        return ids

@@ -36,6 +36,7 @@ from weanalysis.portrait.explore import (
     parse_where,
 )
 from weanalysis.portrait.imported import NotImported
+from weanalysis.store.snapshot import WindowBeforeRetention, retained_from
 from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PLAIN, PortraitService
 from weanalysis.store import App, Store
@@ -175,7 +176,8 @@ class Dashboard:
         for _, session in self.sessions_of(cookie):
             if appid is None or session.appid == appid:
                 app = self.catalog.get(session.appid)
-                if app is not None:
+                # removed, or its secret rotated since the sign-in: signed out
+                if app is not None and session.epoch == app.epoch:
                     return app, session
         raise DashboardError(401, "unauthenticated", "请先登录")
 
@@ -239,6 +241,8 @@ class Dashboard:
         if body is None:
             try:
                 body = await run_in_threadpool(self.portraits.document, app.appid, begin, end, ex)
+            except WindowBeforeRetention:
+                raise self._before_retention(app) from None
             except NotImported:
                 raise DashboardError(
                     404, "not_imported", "该时间段的画像未导入（本应用的画像由集群计算后导入）"
@@ -248,6 +252,12 @@ class Dashboard:
         first, last = self._data_days(app.appid)
         return S.portrait_document(app.appid, body, first, last)
 
+    def _before_retention(self, app: App) -> DashboardError:
+        first = retained_from(self.portraits.source(app.appid).snap.manifest)
+        return DashboardError(
+            400, "date_range", f"{S.iso_day(first)} 之前的数据已按保留期限删除，请选择之后的日期"
+        )
+
     async def trend(
         self, app: App, begin: date, end: date, dim: str, users: str, ex: Explore
     ) -> bytes:
@@ -256,6 +266,8 @@ class Dashboard:
             body = await run_in_threadpool(
                 self.portraits.trend, app.appid, begin, end, d, users, ex.where, ex.min_users
             )
+        except WindowBeforeRetention:
+            raise self._before_retention(app) from None
         except ExploreError as err:
             raise DashboardError(400, "bad_filter", f"筛选条件不正确：{err}") from None
         return S.with_appid(app.appid, body)
@@ -305,7 +317,7 @@ class Dashboard:
             client = client_ip(request, getattr(request.app.state, "trusted_proxies", ())) or "-"
             appid = creds.appid.strip()
             app = await run_in_threadpool(self.authenticate, client, appid, creds.secret)
-            value = self.signer.issue(app.appid)
+            value = self.signer.issue(app.appid, epoch=app.epoch)
             session = self.signer.check(value)
             # the other apps this browser is signed in to stay signed in
             others = [

@@ -22,10 +22,13 @@ from weanalysis.portrait.imported import NotImported
 from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PortraitService
 from weanalysis.store import Catalog
+from weanalysis.store.integrity import DamagedFileError
+from weanalysis.store.snapshot import WindowBeforeRetention
 from weanalysis.wechat import errors as E
 from weanalysis.wechat.dialect import span_ok
 
 CONTENT_TYPE = "application/json; encoding=utf-8"
+RETENTION_DETAIL = "begin_date is before the records kept by the app's retention policy"
 log = logging.getLogger("weanalysis.api")
 
 
@@ -42,7 +45,7 @@ def wechat_response(
 def wechat_error(request: Request, err: E.WeChatError) -> Response:
     if err.hint:
         request.state.hint = err.hint
-    return wechat_response(E.error_body(err.errcode), err.errcode, request)
+    return wechat_response(E.error_body(err.errcode, err.detail), err.errcode, request)
 
 
 class WeChatRoutes:
@@ -73,6 +76,9 @@ class WeChatRoutes:
                 return await handler(request)
             except E.WeChatError as err:
                 return wechat_error(request, err)
+            except DamagedFileError as err:  # never a wrong number: -1, and the file in the log
+                log.error("%s %s: %s", request.method, request.url.path, err)
+                return wechat_error(request, E.WeChatError(E.SYSTEM_ERROR, f"damaged {err.path}"))
             except Exception:  # never a traceback or an HTML page to a client
                 log.exception("unexpected error on %s %s", request.method, request.url.path)
                 return wechat_error(request, E.WeChatError(E.SYSTEM_ERROR))
@@ -166,12 +172,14 @@ class WeChatRoutes:
             raise E.WeChatError(E.DATE_RANGE_ERROR)
         # small groups withheld by the app's setting (issue 10): part of the kept answer's key
         ex = Explore(min_users=self.catalog.min_users(appid))
-        doc = self.portraits.cached(appid, begin, end, ex)
-        if doc is None:
-            try:
+        try:
+            doc = self.portraits.cached(appid, begin, end, ex)
+            if doc is None:
                 doc = await run_in_threadpool(self.portraits.document, appid, begin, end, ex)
-            except NotImported:  # an imported app without this window: no made-up zeros
-                raise E.WeChatError(E.DATE_RANGE_ERROR, "window not imported") from None
+        except NotImported:  # an imported app without this window: no made-up zeros
+            raise E.WeChatError(E.DATE_RANGE_ERROR, "window not imported") from None
+        except WindowBeforeRetention as err:
+            raise E.WeChatError(E.DATE_RANGE_ERROR, str(err), RETENTION_DETAIL) from None
         return wechat_response(doc, 0, request)
 
     async def unknown(self, request: Request) -> Response:

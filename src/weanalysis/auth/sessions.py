@@ -6,7 +6,9 @@ bytes in ``session.key`` in the data folder (mode 0600), made once and shared by
 that serves the folder. Deleting the file signs everybody out.
 
 The cookie value is ``<payload>.<signature>``, both unpadded base64url; the payload is
-``{"a": appid, "e": expiry (epoch seconds)}`` as JSON.
+``{"a": appid, "e": expiry (epoch seconds), "v": the app's secret epoch}`` as JSON. The epoch
+changes when the app's secret is rotated (or the app is removed and added again), so every
+session issued before stops working at once.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ MAX_COOKIE_CHARS = 512
 class Session:
     appid: str
     expires_at: int
+    epoch: str = ""
 
 
 def _b64(raw: bytes) -> str:
@@ -78,9 +81,9 @@ class SessionSigner:
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self.key, payload.encode("ascii"), hashlib.sha256).digest())
 
-    def issue(self, appid: str, now: float | None = None) -> str:
+    def issue(self, appid: str, now: float | None = None, epoch: str = "") -> str:
         expires = int(now if now is not None else time.time()) + self.ttl_s
-        payload = _b64(orjson.dumps({"a": appid, "e": expires}))
+        payload = _b64(orjson.dumps({"a": appid, "e": expires, "v": epoch}))
         return f"{payload}.{self._sign(payload)}"
 
     def check(self, value: str | None, now: float | None = None) -> Session | None:
@@ -96,11 +99,11 @@ class SessionSigner:
             return None
         try:
             data = orjson.loads(_unb64(payload))
-            appid, expires = data["a"], data["e"]
-        except (ValueError, TypeError, KeyError):
+            appid, expires, epoch = data["a"], data["e"], data.get("v", "")
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
-        if not isinstance(appid, str) or not isinstance(expires, int):
+        if not isinstance(appid, str) or not isinstance(expires, int) or not isinstance(epoch, str):
             return None
         if expires <= (now if now is not None else time.time()):
             return None
-        return Session(appid, expires)
+        return Session(appid, expires, epoch)

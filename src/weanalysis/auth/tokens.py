@@ -65,6 +65,7 @@ class TokenService:
         # one connection shared by the server's threads: serialise its use
         self._lock = threading.Lock()
         self._checked: dict[str, tuple[float, str | None, float, bool]] = {}
+        self._generation = catalog.generation
 
     def _insert(self, appid: str, pool: str, now: float) -> Issued:
         token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -119,6 +120,10 @@ class TokenService:
 
     def check(self, token: str) -> Check:
         now = self.clock()
+        gen = self.catalog.refresh()
+        if gen != self._generation:  # a secret rotated or an app removed (by any process)
+            self._generation = gen
+            self._checked.clear()
         hit = self._checked.get(token)
         if hit is not None and now - hit[0] < CHECK_CACHE_S:
             _, appid, expires_at, revoked = hit

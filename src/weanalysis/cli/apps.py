@@ -105,3 +105,111 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"])
         click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*cells))
+
+
+def _registered(store, appid: str):
+    app = store.catalog.get(appid)
+    if app is None:
+        fail(f"app {appid!r} is not registered (weanalysis app list shows the apps)")
+    return app
+
+
+def _retention(value: str | None) -> int | None | str:
+    if value is None:
+        return "unchanged"
+    if value.strip().lower() in ("none", "forever", "0"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: a number of days, or none") from None
+
+
+@app.command("set")
+@click.argument("appid")
+@click.option(
+    "--retention-days",
+    metavar="N|none",
+    default=None,
+    help="Keep records of the last N days (older ones are deleted at the next commit and by "
+    "weanalysis gc; first visit days and latest gender/age are kept per user, so every window "
+    "inside the kept range stays exact). none: keep everything (the default).",
+)
+@click.option(
+    "--timezone",
+    default=None,
+    help="A new IANA time zone: the days of every stored record are re-derived in it (refused "
+    "once retention has deleted records).",
+)
+@click.pass_context
+def set_app(ctx: click.Context, appid: str, retention_days: str | None, timezone: str | None):
+    """Change APPID's retention or time zone."""
+    from weanalysis.store import maintenance
+
+    try:
+        days = _retention(retention_days)
+    except click.BadParameter as e:
+        fail(f"--retention-days {e.message}")
+    if days == "unchanged" and timezone is None:
+        fail("nothing to change: give --retention-days and/or --timezone")
+    store = open_store(ctx, create=False)
+    _registered(store, appid)
+    try:
+        if timezone is not None:
+            n = maintenance.set_timezone(store.dir, store.catalog, appid, timezone)
+            click.echo(f"{appid}: time zone {timezone} ({n} stored visits re-dated)")
+        if days != "unchanged":
+            store.catalog.set_retention(appid, days)
+            if days is None:
+                click.echo(f"{appid}: every record is kept")
+            else:
+                t = maintenance.apply_retention(store.dir, store.catalog.get(appid))
+                deleted = f"; deleted {t.visits} visits and {t.profiles} profiles" if t else ""
+                click.echo(f"{appid}: records of the last {days} days are kept{deleted}")
+    except CatalogError as e:
+        fail(str(e))
+
+
+@app.command("rotate-secret")
+@click.argument("appid")
+@click.option("--secret", default=None, help="The new secret (default: a random one, printed).")
+@click.pass_context
+def rotate_secret(ctx: click.Context, appid: str, secret: str | None) -> None:
+    """Give APPID a new secret: its access tokens, stable tokens and dashboard sessions stop
+    working at once, in every running server."""
+    import secrets as random
+
+    store = open_store(ctx, create=False)
+    _registered(store, appid)
+    new = secret if secret is not None else random.token_hex(16)
+    try:
+        store.catalog.rotate_secret(appid, new)
+    except CatalogError as e:
+        fail(str(e))
+    if secret is None:
+        click.echo(new)
+        click.echo(
+            f"{appid}: new secret above (shown once); old tokens and sessions revoked", err=True
+        )
+    else:
+        click.echo(f"{appid}: secret rotated; old tokens and sessions revoked")
+
+
+@app.command("remove")
+@click.argument("appid")
+@click.option("--yes", is_flag=True, help="Confirm: the app's records are deleted for good.")
+@click.pass_context
+def remove(ctx: click.Context, appid: str, yes: bool) -> None:
+    """Remove APPID: its records, summaries, tokens and sessions are deleted; the appid is
+    unknown afterwards (errcode 40013)."""
+    from weanalysis.store import maintenance
+
+    if not yes:
+        fail(f"removing {appid} deletes all its records for good: add --yes to confirm")
+    store = open_store(ctx, create=False)
+    _registered(store, appid)
+    try:
+        maintenance.remove_app(store.dir, store.catalog, appid)
+    except CatalogError as e:
+        fail(str(e))
+    click.echo(f"removed {appid}")

@@ -11,6 +11,7 @@ from weanalysis.cli import (
     apps,
     demo_cmd,
     ingest_cmd,
+    maintain_cmd,
     portrait_cmd,
     portraits_cmd,
     serve_cmd,
@@ -47,6 +48,9 @@ cli.add_command(demo_cmd.demo_cmd)
 cli.add_command(serve_cmd.serve)
 cli.add_command(spark_cmd.spark)
 cli.add_command(portraits_cmd.portraits)
+cli.add_command(maintain_cmd.forget)
+cli.add_command(maintain_cmd.gc_cmd)
+cli.add_command(maintain_cmd.check)
 
 
 def main() -> None:

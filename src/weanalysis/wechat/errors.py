@@ -46,12 +46,14 @@ MESSAGES = {
 
 
 class WeChatError(Exception):
-    """An answer with a non-zero errcode; ``hint`` goes to the server log, not to the client."""
+    """An answer with a non-zero errcode; ``hint`` goes to the server log, not to the client;
+    ``detail`` (rare: when the client can act on it) follows WeChat's text in ``errmsg``."""
 
-    def __init__(self, errcode: int, hint: str = ""):
+    def __init__(self, errcode: int, hint: str = "", detail: str = ""):
         super().__init__(f"{errcode} {MESSAGES[errcode]}" + (f" ({hint})" if hint else ""))
         self.errcode = errcode
         self.hint = hint
+        self.detail = detail
 
 
 def rid() -> str:
@@ -59,5 +61,6 @@ def rid() -> str:
     return "-".join(secrets.token_hex(4) for _ in range(3))
 
 
-def error_body(errcode: int) -> dict:
-    return {"errcode": errcode, "errmsg": f"{MESSAGES[errcode]} rid: {rid()}"}
+def error_body(errcode: int, detail: str = "") -> dict:
+    text = f"{MESSAGES[errcode]}: {detail}" if detail else MESSAGES[errcode]
+    return {"errcode": errcode, "errmsg": f"{text} rid: {rid()}"}

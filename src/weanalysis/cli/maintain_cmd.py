@@ -1,0 +1,139 @@
+"""``weanalysis forget``, ``gc`` and ``check``: erasure, retention and integrity."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.records import fields
+
+MAX_OPENIDS_PER_RUN = 1_000_000
+
+
+def read_openids(values: tuple[str, ...], path: str | None) -> list[str]:
+    """Openids from the options and from a file (one a line, ``-`` for standard input)."""
+    out = list(values)
+    if path is not None:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        out.extend(line.strip() for line in text.splitlines() if line.strip())
+    bad = []
+    for o in out:
+        try:
+            if fields.parse_openid(o) is None:
+                bad.append(o)
+        except fields.FieldError:
+            bad.append(o)
+    if bad:
+        raise click.BadParameter(f"not an openid: {bad[0]!r}")
+    return out
+
+
+@click.command("forget")
+@click.option("--appid", required=True, help="The registered app.")
+@click.option("--openid", "openids", multiple=True, help="A user to erase (repeatable).")
+@click.option(
+    "--file",
+    "path",
+    metavar="PATH",
+    default=None,
+    help="A file of openids, one a line (- for standard input).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@click.pass_context
+def forget(ctx, appid: str, openids: tuple[str, ...], path: str | None, as_json: bool) -> None:
+    """Erase users of APPID from everything the data folder holds (PIPL art. 47).
+
+    Their records, summaries, person data, idempotency keys and kept answers go in one durable
+    commit; afterwards every portrait is the one computed as if their records had never been
+    ingested, and records of theirs sent again are stored as new. An unknown openid erases
+    nothing (not an error).
+    """
+    from weanalysis.store import maintenance
+
+    try:
+        users = read_openids(openids, path)
+    except (click.BadParameter, OSError, UnicodeDecodeError) as e:
+        fail(e.message if isinstance(e, click.BadParameter) else f"--file {path}: {e}")
+    if not users:
+        fail("give --openid OPENID (repeatable) or --file PATH")
+    if len(users) > MAX_OPENIDS_PER_RUN:
+        fail(f"{len(users)} openids: at most {MAX_OPENIDS_PER_RUN} per run")
+    store = open_store(ctx, create=False)
+    app = store.catalog.get(appid)
+    if app is None:
+        fail(f"app {appid!r} is not registered")
+    erased = maintenance.forget(store.dir, app, users)
+    if as_json:
+        echo_json(erased.as_dict())
+    else:
+        click.echo(
+            f"erased {erased.users} of {len(set(users))} users: {erased.visits} visits, "
+            f"{erased.profiles} profiles"
+        )
+
+
+@click.command("gc")
+@click.pass_context
+def gc_cmd(ctx) -> None:
+    """Apply each app's retention now and delete files no longer in use.
+
+    Files replaced by a commit are kept 10 minutes (a reader may still use them), then deleted
+    here or by a later commit; files of removed apps and of interrupted commits go too.
+    """
+    from weanalysis.store import maintenance
+
+    store = open_store(ctx, create=False)
+    out = maintenance.gc(store.dir, store.catalog)
+    for appid, t in sorted(out.trimmed.items()):
+        from weanalysis.store.days import day_date
+
+        click.echo(
+            f"{appid}: deleted {t.visits} visits and {t.profiles} profiles before "
+            f"{day_date(t.from_day).isoformat()} (retention)"
+        )
+    click.echo(f"deleted {out.files} unused files or folders")
+
+
+@click.command("check")
+@click.option("--appid", default=None, help="Check one app (default: every app).")
+@click.pass_context
+def check(ctx, appid: str | None) -> None:
+    """Verify every stored file against the checksum in its app's manifest.
+
+    Names each damaged or missing file; exits 1 when any is found (restore the data folder
+    from a backup), 0 when everything matches.
+    """
+    from weanalysis.store.integrity import Problem, check_app
+    from weanalysis.store.snapshot import MANIFEST, read_manifest
+
+    store = open_store(ctx, create=False)
+    apps = store.catalog.list()
+    if appid is not None:
+        apps = [a for a in apps if a.appid == appid]
+        if not apps:
+            fail(f"app {appid!r} is not registered")
+    problems: list[Problem] = []
+    total = 0
+    (ok,) = store.catalog.db.execute("PRAGMA quick_check").fetchone()
+    if ok != "ok":
+        problems.append(Problem("catalog.sqlite", f"SQLite quick_check: {ok}"))
+    for a in apps:
+        d = store.app_dir(a.appid)
+        try:
+            manifest = read_manifest(d)
+        except Exception as e:  # a damaged manifest: name it, check the other apps
+            problems.append(Problem(f"apps/{a.appid}/{MANIFEST}", str(e).split(": ", 1)[-1]))
+            continue
+        n, found = check_app(d, manifest, store.dir)
+        total += n
+        problems.extend(found)
+    for p in problems:
+        click.echo(f"DAMAGED {p.path}: {p.detail}")
+    summary = f"checked {total} files of {len(apps)} apps: {len(problems)} problems"
+    if problems:
+        click.echo(summary, err=True)
+        sys.exit(1)
+    click.echo(summary)
