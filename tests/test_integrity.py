@@ -1,0 +1,176 @@
+"""Integrity: ``check`` finds one flipped byte in every kind of stored file, and a read that
+meets a damaged file fails with a clear error (WeChat -1, CLI exit 1), never a wrong number."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from weanalysis.api.app import create_app
+from weanalysis.cli.main import cli
+from weanalysis.ingest import Ingestor
+from weanalysis.store import Store, maintenance
+from weanalysis.store.integrity import named_files
+
+TZ = ZoneInfo("Asia/Shanghai")
+YESTERDAY = datetime.now(TZ).date() - timedelta(days=1)
+PORTRAIT = "/datacube/getweanalysisappiduserportrait"
+
+
+def run(data, *args):
+    return CliRunner().invoke(cli, ["--data", str(data), *args])
+
+
+def kinds(rel: str) -> str:
+    """The kind of a stored file: its folder and, for summaries and logs, its column."""
+    parts = rel.split("/")
+    if parts[0] in ("days", "persons", "meta") and len(parts) == 3:
+        return f"{parts[0]}/{parts[1].split('-')[0]}/{parts[2]}"
+    return f"{parts[0]}/{parts[1].split('-')[0]}{os.path.splitext(rel)[1]}"
+
+
+@pytest.fixture
+def data(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    store.catalog.add_app("wxA", "secret-A-123")
+    rows = []
+    for back in range(12):
+        day = YESTERDAY - timedelta(days=back)
+        for u in range(5):
+            rows.append(
+                {
+                    "appid": "wxA",
+                    "openid": f"u{u}",
+                    "time": f"{day.isoformat()}T0{u}:00:00+08:00",
+                    "province": "广东",
+                    "platform": "android",
+                    "brand": "HUAWEI",
+                    "model": "NOH-AN00",
+                    "gender": 1 + u % 2,
+                    "age": 20 + u,
+                }
+            )
+    path = tmp_path / "v.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    ing = Ingestor(store, "visit")
+    ing.ingest_sources([(str(path), "jsonl")], chunk_rows=17)
+    ing.close()
+    prof = tmp_path / "p.jsonl"
+    prof.write_text(json.dumps({"appid": "wxA", "openid": "u1", "gender": "女"}) + "\n")
+    ing = Ingestor(store, "profile")
+    ing.ingest_sources([(str(prof), "jsonl")])
+    ing.close()
+    store.catalog.set_retention("wxA", 8)  # so that retained values exist too
+    maintenance.apply_retention(store.dir, store.catalog.get("wxA"))
+    store.close()
+    return data
+
+
+def flip(path, at=None):
+    raw = bytearray(path.read_bytes())
+    i = len(raw) // 2 if at is None else at
+    raw[i] ^= 0x01
+    path.write_bytes(bytes(raw))
+    return bytes(raw)
+
+
+def test_a_fresh_folder_checks_clean(data):
+    r = run(data, "check")
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("checked ") and r.output.endswith(" 0 problems\n")
+
+
+def test_check_finds_one_flipped_byte_in_every_kind_of_file(data):
+    app_dir = data / "apps" / "wxA"
+    manifest = json.loads((app_dir / "manifest.json").read_text())
+    names = named_files(app_dir, manifest)
+    by_kind: dict[str, str] = {}
+    for rel in names:
+        by_kind.setdefault(kinds(rel), rel)
+    expected = {
+        "raw/visits.parquet",
+        "raw/profiles.parquet",
+        "users/openids.arrow",
+        "keys/keys.npy",
+        "meta/first_day.npy",
+        "meta/devices.json",
+        *(
+            f"days/{next(iter(manifest['days']))}/{c}.npy"
+            for c in ("uid", "loc", "plat", "dev", "loc_t", "plat_t", "dev_t")
+        ),
+    }
+    present = set(by_kind)
+    assert {k for k in present if not k.startswith("days/")} >= {
+        k for k in expected if not k.startswith("days/")
+    }
+    assert any(k.startswith("persons/gender/") for k in present)
+    assert any(k.startswith("meta/retained/") for k in present)
+    for kind, rel in sorted(by_kind.items()):
+        path = app_dir / rel
+        good = path.read_bytes()
+        flip(path)
+        r = run(data, "check")
+        assert r.exit_code == 1, (kind, r.output)
+        assert r.stdout.startswith(f"DAMAGED apps/wxA/{rel}: checksum crc32:"), (kind, r.output)
+        assert r.stdout.count("DAMAGED") == 1
+        path.write_bytes(good)
+    assert run(data, "check").exit_code == 0
+    # the manifest itself, one byte inside a number
+    mpath = app_dir / "manifest.json"
+    good = mpath.read_bytes()
+    at = good.index(b'"next_seq": ') + len(b'"next_seq": ')
+    flip(mpath, at)  # a digit becomes another digit: still valid JSON
+    r = run(data, "check")
+    assert (
+        r.exit_code == 1 and "apps/wxA/manifest.json: does not match its own checksum" in r.output
+    )
+    mpath.write_bytes(good)
+    # a missing file
+    victim = app_dir / by_kind["meta/first_day.npy"]
+    victim.unlink()
+    r = run(data, "check", "--appid", "wxA")
+    assert (
+        r.exit_code == 1
+        and f"DAMAGED apps/wxA/{by_kind['meta/first_day.npy']}: missing" in r.output
+    )
+    assert run(data, "check", "--appid", "nope").exit_code == 2
+
+
+def test_a_read_meeting_a_damaged_file_fails_clearly(data, caplog):
+    app_dir = data / "apps" / "wxA"
+    manifest = json.loads((app_dir / "manifest.json").read_text())
+    day = max(manifest["days"], key=int)
+    target = app_dir / manifest["days"][day] / "loc.npy"
+    store = Store(data)
+    with TestClient(create_app(store)) as c:
+        tok = c.get(
+            "/cgi-bin/token",
+            params={"grant_type": "client_credential", "appid": "wxA", "secret": "secret-A-123"},
+        ).json()["access_token"]
+        d = YESTERDAY.strftime("%Y%m%d")
+        body = {"begin_date": d, "end_date": d}
+        good = c.post(PORTRAIT, params={"access_token": tok}, json=body).json()
+        assert good["visit_uv"]["province"][0]["value"] == 5
+        # flipped while the server runs: a new read verifies again (the file changed)
+        raw = bytearray(target.read_bytes())
+        raw[-1] ^= 0x04  # the last location code: a different province if it were believed
+        target.write_bytes(bytes(raw))
+        os.utime(target, ns=(1, 1_000_000_000))  # even with an old mtime
+        d2 = (YESTERDAY - timedelta(days=6)).strftime("%Y%m%d")
+        with caplog.at_level(logging.ERROR):
+            r = c.post(
+                PORTRAIT, params={"access_token": tok}, json={"begin_date": d2, "end_date": d}
+            ).json()
+        assert r["errcode"] == -1 and r["errmsg"].startswith("system error rid: ")
+        assert str(target) in caplog.text
+    store.close()
+    r = run(data, "portrait", "--appid", "wxA", "--begin", d, "--end", d)
+    assert r.exit_code == 1 and f"damaged file {target}" in r.output

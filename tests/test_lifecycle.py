@@ -1,0 +1,199 @@
+"""App lifecycle against a running server: rotate-secret and remove cut off old tokens and
+sessions at once (the CLI uses its own catalog connection, as another process would); erasure
+through ``POST /api/v1/forget``; retention and time zone from the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from weanalysis.api.app import create_app
+from weanalysis.auth.sessions import COOKIE_NAME
+from weanalysis.cli.main import cli
+from weanalysis.store import Store
+
+PORTRAIT = "/datacube/getweanalysisappiduserportrait"
+TZ = ZoneInfo("Asia/Shanghai")
+YESTERDAY = datetime.now(TZ).date() - timedelta(days=1)
+
+
+def run(data, *args, input=None):
+    return CliRunner().invoke(cli, ["--data", str(data), *args], input=input)
+
+
+def visits(day, users, province="广东"):
+    return [
+        {
+            "openid": u,
+            "time": f"{day.isoformat()}T12:00:00+08:00",
+            "province": province,
+            "event_id": f"{u}-{day}",
+        }
+        for u in users
+    ]
+
+
+@pytest.fixture
+def server(tmp_path):
+    data = tmp_path / "data"
+    assert run(data, "app", "add", "wxA", "--secret", "secret-A-123").exit_code == 0
+    assert run(data, "app", "add", "wxB", "--secret", "secret-B-123").exit_code == 0
+    store = Store(data)
+    with TestClient(create_app(store)) as c:
+        yield data, c
+    store.close()
+
+
+def token(c, appid="wxA", secret="secret-A-123"):
+    r = c.get(
+        "/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": appid, "secret": secret},
+    ).json()
+    return r.get("access_token"), r
+
+
+def stable(c, appid="wxA", secret="secret-A-123"):
+    body = {"grant_type": "client_credential", "appid": appid, "secret": secret}
+    return c.post("/cgi-bin/stable_token", json=body).json()
+
+
+def portrait(c, tok, day=YESTERDAY):
+    d = day.strftime("%Y%m%d")
+    return c.post(PORTRAIT, params={"access_token": tok}, json={"begin_date": d, "end_date": d})
+
+
+def sign_in(c, appid="wxA", secret="secret-A-123"):
+    return c.post("/api/v1/session", json={"appid": appid, "secret": secret})
+
+
+def test_rotate_secret_cuts_off_tokens_and_sessions_at_once(server):
+    data, c = server
+    tok, _ = token(c)
+    st = stable(c)["access_token"]
+    assert sign_in(c).status_code == 200
+    cookie = c.cookies.get(COOKIE_NAME)
+    tok_b, _ = token(c, "wxB", "secret-B-123")
+    for t in (tok, st):
+        assert "errcode" not in portrait(c, t).json()
+    assert c.get("/api/v1/portrait").status_code == 200
+    r = run(data, "app", "rotate-secret", "wxA", "--secret", "new-secret-A")
+    assert r.exit_code == 0, r.output
+    # at once: no wait for any cache
+    for t in (tok, st):
+        assert portrait(c, t).json()["errcode"] == 40001
+    c.cookies.set(COOKIE_NAME, cookie)
+    assert c.get("/api/v1/portrait").status_code == 401
+    assert token(c)[1]["errcode"] == 40125  # the old secret
+    assert stable(c)["errcode"] == 40125
+    assert sign_in(c).status_code == 401
+    new_tok, _ = token(c, secret="new-secret-A")
+    assert "errcode" not in portrait(c, new_tok).json()
+    new_st = stable(c, secret="new-secret-A")["access_token"]
+    assert new_st != st and "errcode" not in portrait(c, new_st).json()
+    assert sign_in(c, secret="new-secret-A").status_code == 200
+    assert c.get("/api/v1/portrait").status_code == 200
+    # the other app is untouched
+    assert "errcode" not in portrait(c, tok_b).json()
+    # without --secret: a random one, printed once on standard output
+    r = run(data, "app", "rotate-secret", "wxA")
+    assert r.exit_code == 0
+    printed = r.stdout.strip()
+    assert len(printed) == 32 and token(c, secret=printed)[0]
+
+
+def test_remove_deletes_data_tokens_and_sessions(server):
+    data, c = server
+    r = c.post("/collect?appid=wxA", json=visits(YESTERDAY, ["a1", "a2"]))
+    assert r.json()["accepted"] == 2
+    tok, _ = token(c)
+    assert sign_in(c).status_code == 200
+    assert run(data, "app", "remove", "wxA").exit_code == 2  # --yes is required
+    r = run(data, "app", "remove", "wxA", "--yes")
+    assert r.exit_code == 0, r.output
+    assert not (data / "apps" / "wxA").exists()
+    assert portrait(c, tok).json()["errcode"] == 40001
+    assert token(c)[1]["errcode"] == 40013
+    assert c.get("/api/v1/portrait").status_code == 401
+    assert c.post("/collect?appid=wxA", json=visits(YESTERDAY, ["a3"])).json()["errcode"] == 40013
+    # added again: empty, and the old session does not come back to life
+    cookie = c.cookies.get(COOKIE_NAME)
+    assert run(data, "app", "add", "wxA", "--secret", "secret-A-123").exit_code == 0
+    c.cookies.set(COOKIE_NAME, cookie)
+    assert c.get("/api/v1/portrait").status_code == 401
+    tok, _ = token(c)
+    assert portrait(c, tok).json()["visit_uv"]["province"] == []
+    assert run(data, "app", "remove", "nope", "--yes").exit_code == 2
+
+
+def test_forget_over_http_and_cli(server):
+    data, c = server
+    assert (
+        c.post("/collect?appid=wxA", json=visits(YESTERDAY, ["a1", "a2", "a3"])).json()["accepted"]
+        == 3
+    )
+    tok, _ = token(c)
+    before = portrait(c, tok).json()
+    assert before["visit_uv"]["province"][0]["value"] == 3
+    url = "/api/v1/forget"
+    r = c.post(url, params={"access_token": tok}, json={"openids": ["a1", "zz"]})
+    assert r.json() == {"errcode": 0, "erased": {"users": 1, "visits": 1, "profiles": 0}}
+    assert portrait(c, tok).json()["visit_uv"]["province"][0]["value"] == 2  # kept answer dropped
+    assert c.post(url, json={"openids": ["a1"]}).json()["errcode"] == 41001
+    assert (
+        c.post(url, params={"access_token": "x"}, json={"openids": ["a"]}).json()["errcode"]
+        == 40001
+    )
+    for bad in ({"openids": []}, {"openids": [1]}, {"x": 1}, [1]):
+        assert c.post(url, params={"access_token": tok}, json=bad).json()["errcode"] == 47001
+    assert c.get(url, params={"access_token": tok}).json()["errcode"] == 43002
+    # the CLI: options and a file, counts printed
+    r = run(data, "forget", "--appid", "wxA", "--openid", "a2", "--file", "-", input="a3\nnobody\n")
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == "erased 2 of 3 users: 2 visits, 0 profiles"
+    assert portrait(c, tok).json()["visit_uv"]["province"] == []
+    # sent again: stored as new
+    assert c.post("/collect?appid=wxA", json=visits(YESTERDAY, ["a1"])).json()["accepted"] == 1
+    assert run(data, "forget", "--appid", "wxA").exit_code == 2
+    assert run(data, "forget", "--appid", "nope", "--openid", "x").exit_code == 2
+    r = run(data, "forget", "--appid", "wxA", "--openid", "bad\x01id")
+    assert r.exit_code == 2 and "not an openid" in r.output
+
+
+def test_retention_and_timezone_from_the_cli(server):
+    data, c = server
+    old = YESTERDAY - timedelta(days=20)
+    rows = visits(old, ["a1"]) + visits(YESTERDAY, ["a1", "a2"])
+    rows[0]["gender"] = "女"
+    assert c.post("/collect?appid=wxA", json=rows).json()["accepted"] == 3
+    r = run(data, "app", "set", "wxA", "--retention-days", "7")
+    assert r.exit_code == 0, r.output
+    assert "deleted 1 visits and 0 profiles" in r.output
+    tok, _ = token(c)
+    doc = portrait(c, tok).json()
+    # a1 stays a returning user with the gender of the deleted record
+    assert doc["visit_uv_new"]["genders"] == [{"id": 0, "name": "未知", "value": 1}]
+    assert {g["id"]: g["value"] for g in doc["visit_uv"]["genders"]} == {0: 1, 2: 1}
+    b = (YESTERDAY - timedelta(days=29)).strftime("%Y%m%d")
+    r = c.post(
+        PORTRAIT,
+        params={"access_token": tok},
+        json={"begin_date": b, "end_date": YESTERDAY.strftime("%Y%m%d")},
+    ).json()
+    assert r["errcode"] == 61501 and "retention" in r["errmsg"]
+    r = run(data, "portrait", "--appid", "wxA", "--begin", b, "--end", YESTERDAY.isoformat())
+    assert r.exit_code == 2 and "retention" in r.output
+    r = run(data, "app", "set", "wxA", "--timezone", "UTC")
+    assert r.exit_code == 2 and "retention" in r.output
+    r = run(data, "app", "set", "wxB", "--timezone", "Mars/Olympus")
+    assert r.exit_code == 2
+    assert run(data, "app", "set", "wxA", "--retention-days", "x").exit_code == 2
+    assert run(data, "app", "set", "wxA").exit_code == 2
+    assert run(data, "app", "set", "wxA", "--retention-days", "none").exit_code == 0
+    r = run(data, "gc")
+    assert r.exit_code == 0, r.output
+    assert json.loads(run(data, "app", "list", "--json").output)[0]["visits"] == 2
