@@ -9,6 +9,7 @@ import click
 
 from weanalysis.cli import (
     apps,
+    backup_cmd,
     demo_cmd,
     ingest_cmd,
     maintain_cmd,
@@ -51,6 +52,8 @@ cli.add_command(portraits_cmd.portraits)
 cli.add_command(maintain_cmd.forget)
 cli.add_command(maintain_cmd.gc_cmd)
 cli.add_command(maintain_cmd.check)
+cli.add_command(backup_cmd.backup_cmd)
+cli.add_command(backup_cmd.restore_cmd)
 
 
 def main() -> None:
