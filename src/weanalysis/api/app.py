@@ -9,13 +9,15 @@ import time
 
 import orjson
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weanalysis import __version__
 from weanalysis.api.collect_routes import CollectLimits, CollectRoutes
 from weanalysis.api.collect_schema import install_openapi
 from weanalysis.api.dashboard import install_dashboard
+from weanalysis.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from weanalysis.api.metrics import Metrics
 from weanalysis.api.wechat_routes import CONTENT_TYPE, WeChatRoutes
 from weanalysis.auth.tokens import DEFAULT_TTL_S, TokenService
 from weanalysis.collect.committer import GroupCommitter
@@ -36,8 +38,9 @@ class RequestLog:
     traceback or an HTML page.
     """
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None):
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,9 +78,14 @@ class RequestLog:
                 await send({"type": "http.response.body", "body": body})
                 state["errcode"] = E.SYSTEM_ERROR if wechat else None
         finally:
-            ms = (time.perf_counter() - start) * 1000
+            seconds = time.perf_counter() - start
+            ms = seconds * 1000
             errcode = state.get("errcode")
             hint = state.get("hint")
+            if self.metrics is not None:
+                self.metrics.observe_request(
+                    scope["path"], scope["method"], status["code"], errcode, seconds
+                )
             access_log.info(
                 "%s %s %s errcode=%s %.1fms%s",
                 scope["method"],
@@ -95,7 +103,8 @@ def create_app(
     """The whole HTTP API over one data folder."""
     tokens = TokenService(store.catalog, token_ttl)
     portraits = PortraitService(store, lambda result: dumps(portrait_document(result)))
-    committer = GroupCommitter(store)
+    metrics = Metrics()
+    committer = GroupCommitter(store, observer=metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -124,6 +133,14 @@ def create_app(
         route.include_in_schema = False
         app.router.routes.append(route)
     install_dashboard(app, store)
+    app.state.metrics = metrics
+    metrics.add_state(
+        store, lambda: [("wechat", portraits), ("dashboard", app.state.dashboard.portraits)]
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/healthz", summary="Liveness and readiness for load balancers")
     def healthz() -> dict:
@@ -136,5 +153,8 @@ def create_app(
         return JSONResponse({"error": {"code": "not_found", "message": message}}, status_code=404)
 
     install_openapi(app)
-    app.add_middleware(RequestLog)
+    metrics.routes = frozenset(
+        r.path for r in app.router.routes if "{" not in getattr(r, "path", "{")
+    )
+    app.add_middleware(RequestLog, metrics=metrics)
     return app

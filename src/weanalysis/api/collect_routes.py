@@ -213,7 +213,7 @@ class CollectRoutes:
                 )
             rows = await self._rows(request, self.limits.api_body_bytes, self.limits.api_records)
             # the records API is called by the app's own backend: record IPs are the visitors'
-            sub = Submission(rows, appid=appid, ip=None, profiles=True)
+            sub = Submission(rows, appid=appid, ip=None, profiles=True, source="records_api")
             return await self._store(request, sub, cors=False)
         except Refused as r:
             return _refusal(request, r, cors=False)

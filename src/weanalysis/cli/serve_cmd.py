@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import gc
-import logging
 
 import click
 
+from weanalysis import logs
 from weanalysis.api.collect_routes import CollectLimits
 from weanalysis.auth.tokens import DEFAULT_TTL_S
 from weanalysis.cli.common import listen_options, open_store
@@ -48,18 +48,31 @@ from weanalysis.cli.common import listen_options, open_store
     default="info",
     show_default=True,
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    show_default=True,
+    help="json: one JSON object a line (time, level, logger, message), for log shippers.",
+)
 @click.pass_context
 def serve(
-    ctx, host, port, token_ttl, trusted_proxies, collect_ip_rate, collect_app_rate, log_level
+    ctx,
+    host,
+    port,
+    token_ttl,
+    trusted_proxies,
+    collect_ip_rate,
+    collect_app_rate,
+    log_level,
+    log_format,
 ) -> None:
-    """Serve the WeChat-compatible API and /healthz over the data folder."""
+    """Serve the WeChat-compatible API, the dashboard, /healthz and /metrics (Prometheus)."""
     import uvicorn
 
     from weanalysis.api.app import create_app
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    log_config = logs.setup(log_level, log_format)
     store = open_store(ctx)
     limits = CollectLimits(
         ip_rate=collect_ip_rate, app_rate=collect_app_rate, trusted_proxies=tuple(trusted_proxies)
@@ -83,4 +96,5 @@ def serve(
         log_level=log_level,
         server_header=False,
         proxy_headers=False,
+        log_config=log_config,
     )

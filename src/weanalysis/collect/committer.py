@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from weanalysis.records.validate import KINDS, PROFILE, VISIT
 from weanalysis.store import Store
 
 log = logging.getLogger("weanalysis.collect")
+_OUTCOME = {ACCEPTED: "accepted", DUPLICATE: "duplicate"}
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Submission:
     appid: str | None = None
     ip: str | None = None
     profiles: bool = False  # whether records may be profiles ("kind": "profile"); else visits
+    source: str = "collect"  # for metrics: collect (the beacon) or records_api
     future: Future = field(default_factory=Future)
 
 
@@ -60,8 +63,13 @@ class Closed(RuntimeError):
 
 
 class GroupCommitter:
-    def __init__(self, store: Store, max_wait_s: float = 0.02, max_rows: int = 200_000):
+    def __init__(
+        self, store: Store, max_wait_s: float = 0.02, max_rows: int = 200_000, observer=None
+    ):
         self.store = store
+        # metrics: observe_records(source, outcome, reason, n), observe_commit(seconds, rows)
+        self.observer = observer
+        self._counts: Counter = Counter()
         self.max_wait_s = max_wait_s
         self.max_rows = max_rows
         self._queue: queue.Queue[Submission | None] = queue.Queue()
@@ -104,14 +112,19 @@ class GroupCommitter:
                     break
                 group.append(nxt)
                 rows += len(nxt.rows)
+            started = time.perf_counter()
             try:
                 outcomes = self._store(group)
             except Exception as e:  # nothing of the group is acknowledged; clients re-send
                 log.exception("group commit of %d requests failed", len(group))
+                self._counts.clear()  # nothing was stored: nothing to count
                 for sub in group:
                     sub.future.set_exception(e)
                 continue
             self.commits += 1
+            self._flush_counts()
+            if self.observer is not None:
+                self.observer.observe_commit(time.perf_counter() - started, rows)
             for sub, out in zip(group, outcomes, strict=True):
                 sub.future.set_result(out)
         # anything still queued after close: refuse it, so that its clients re-send
@@ -131,6 +144,7 @@ class GroupCommitter:
                 kind, rec, reason = _prepare(row, sub)
                 if reason is not None:
                     outcomes[s].rejected.append((i, reason))
+                    self._observe(sub.source, "rejected", "envelope")
                     continue
                 by_kind[kind][0].append(rec)
                 by_kind[kind][1].append((s, i))
@@ -144,6 +158,9 @@ class GroupCommitter:
             for r in result.rejects:
                 s, i = where[r.index]
                 outcomes[s].rejected.append((i, r.reason))
+                self._observe(group[s].source, "rejected", r.kind)
+            for pos, reason in result.filtered.items():
+                self._observe(group[where[pos][0]].source, "filtered", reason)
             status = result.status
             for code, attr in (
                 (ACCEPTED, "accepted"),
@@ -153,7 +170,18 @@ class GroupCommitter:
                 for pos in np.flatnonzero(status == code):
                     o = outcomes[where[pos][0]]
                     setattr(o, attr, getattr(o, attr) + 1)
+                    if code != FILTERED:
+                        self._observe(group[where[pos][0]].source, _OUTCOME[code], "")
         return outcomes
+
+    def _observe(self, source: str, outcome: str, reason: str) -> None:
+        self._counts[(source, outcome, reason)] += 1
+
+    def _flush_counts(self) -> None:
+        if self.observer is not None:
+            for (source, outcome, reason), n in self._counts.items():
+                self.observer.observe_records(source, outcome, reason, n)
+        self._counts.clear()
 
 
 def _prepare(row: object, sub: Submission) -> tuple[str, dict, str | None]:
