@@ -30,6 +30,7 @@ import sys, time
 from datetime import date
 from weanalysis.store import Store
 from weanalysis.store import integrity
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 if sys.argv[3] == "off":
@@ -39,7 +40,7 @@ end = date.fromisoformat(sys.argv[2])
 q = PortraitQuery.of("wxA", end.fromordinal(end.toordinal() - 29), end)
 for i in range(3):
     t = time.perf_counter()
-    compute(store.snapshot("wxA"), q)
+    compute(EmbeddedSource(store.snapshot("wxA")), q)
     print(f"{(time.perf_counter() - t) * 1000:.0f}", end=" ")
 """
 
@@ -47,8 +48,18 @@ for i in range(3):
 def build(data: Path, dau: int, days: int, end: date) -> int:
     rng = np.random.default_rng(1)
     subprocess.run(
-        [sys.executable, "-m", "weanalysis", "--data", str(data), "app", "add", "wxA",
-         "--secret", "secret-A-123"],
+        [
+            sys.executable,
+            "-m",
+            "weanalysis",
+            "--data",
+            str(data),
+            "app",
+            "add",
+            "wxA",
+            "--secret",
+            "secret-A-123",
+        ],
         check=True,
         capture_output=True,
     )
@@ -73,8 +84,16 @@ def build(data: Path, dau: int, days: int, end: date) -> int:
         path = data.parent / f"day{k}.parquet"
         pq.write_table(t, path)
         subprocess.run(
-            [sys.executable, "-m", "weanalysis", "--data", str(data), "ingest", str(path),
-             "--no-progress"],
+            [
+                sys.executable,
+                "-m",
+                "weanalysis",
+                "--data",
+                str(data),
+                "ingest",
+                str(path),
+                "--no-progress",
+            ],
             check=True,
             capture_output=True,
         )

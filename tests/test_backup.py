@@ -21,6 +21,7 @@ from tests import oracle
 from weanalysis.api.app import create_app
 from weanalysis.cli.main import cli
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store
@@ -159,7 +160,7 @@ def test_backup_under_load_restores_one_committed_state(tmp_path):
         recs = source_records(data, snap.manifest["next_seq"])
         assert len(recs) == snap.manifest["counts"]["visits"] > 0
         for b, e in windows():
-            got = portrait_document(compute(snap, PortraitQuery.of("wxA", b, e)))
+            got = portrait_document(compute(EmbeddedSource(snap), PortraitQuery.of("wxA", b, e)))
             assert got == oracle.portrait(recs, TZ, b, e), (i, b, e)
         assert CliRunner().invoke(cli, ["--data", str(target), "check"]).exit_code == 0
         assert restored.catalog.check_secret("wxA", "secret-A-123")

@@ -21,6 +21,7 @@ from tests import oracle
 from tests.test_portrait_oracle import DAYS, START, a_history, content_key
 from weanalysis.enrich import devices
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store, maintenance
@@ -75,7 +76,7 @@ def windows(first_begin: int = -(10**9)):
 def assert_equals_oracle(store: Store, stored: list[oracle.Rec], tz, first_begin=-(10**9)):
     snap = store.snapshot(APP)
     for begin, end in windows(first_begin):
-        got = portrait_document(compute(snap, PortraitQuery.of(APP, begin, end)))
+        got = portrait_document(compute(EmbeddedSource(snap), PortraitQuery.of(APP, begin, end)))
         assert got == oracle.portrait(stored, tz, begin, end), (begin, end)
 
 
@@ -145,7 +146,10 @@ def test_forget_then_resend_stores_them_again_as_new(tmp_path):
     again = ingest()  # alice's records are new again; bob's are duplicates
     assert (again.accepted, again.duplicates) == (2, 1)
     doc = portrait_document(
-        compute(store.snapshot(APP), PortraitQuery.of(APP, START, START + timedelta(days=1)))
+        compute(
+            EmbeddedSource(store.snapshot(APP)),
+            PortraitQuery.of(APP, START, START + timedelta(days=1)),
+        )
     )
     assert [g["value"] for g in doc["visit_uv"]["genders"]] == [1, 1]
     assert maintenance.forget(store.dir, app, ["nobody"]).as_dict() == {
@@ -181,7 +185,9 @@ def test_retention_keeps_later_windows_exact(tmp_path_factory, history, keep_day
     assert_consistent(store)
     snap = store.snapshot(APP)
     with pytest.raises(WindowBeforeRetention):
-        compute(snap, PortraitQuery(APP, trimmed.from_day - 1, trimmed.from_day + 5))
+        compute(
+            EmbeddedSource(snap), PortraitQuery(APP, trimmed.from_day - 1, trimmed.from_day + 5)
+        )
     # erasure after retention: the retained values of the erased users go too
     users = sorted({r.openid for r in stored})
     gone = set(users[:1])

@@ -20,6 +20,7 @@ import pytest
 
 from tests.test_backup import random_visits
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store, maintenance
@@ -42,7 +43,9 @@ def answers(data) -> dict:
             e = TODAY - timedelta(days=back)
             b = e - timedelta(days=length - 1)
             try:
-                out[(b, e)] = portrait_document(compute(snap, PortraitQuery.of("wxA", b, e)))
+                out[(b, e)] = portrait_document(
+                    compute(EmbeddedSource(snap), PortraitQuery.of("wxA", b, e))
+                )
             except WindowBeforeRetention:
                 out[(b, e)] = "refused"
     store.close()
@@ -126,9 +129,7 @@ def test_kill9_during_retention_and_gc(source, tmp_path):
     for i in range(4):
         work = tmp_path / f"w{i}"
         shutil.copytree(source, work)
-        args = (
-            ["app", "set", "wxA", "--retention-days", str(KEEP_DAYS)] if i % 2 == 0 else ["gc"]
-        )
+        args = ["app", "set", "wxA", "--retention-days", str(KEEP_DAYS)] if i % 2 == 0 else ["gc"]
         if i % 2:
             store = Store(work)
             store.catalog.set_retention("wxA", KEEP_DAYS)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from weanalysis import dims
-from weanalysis.enrich import regions
+from weanalysis.dims import regions
 from weanalysis.store import files
 from weanalysis.store.days import local_days
 from weanalysis.store.snapshot import NO_FIRST_DAY, AppSnapshot
