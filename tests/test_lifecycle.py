@@ -197,3 +197,26 @@ def test_retention_and_timezone_from_the_cli(server):
     r = run(data, "gc")
     assert r.exit_code == 0, r.output
     assert json.loads(run(data, "app", "list", "--json").output)[0]["visits"] == 2
+
+
+def test_records_on_their_way_do_not_bring_a_removed_app_back(tmp_path):
+    from weanalysis.ingest import Ingestor
+    from weanalysis.records.readers import rows_to_chunk
+    from weanalysis.store import maintenance
+    from weanalysis.store.writer import AppRemoved
+
+    store = Store(tmp_path / "data")
+    store.catalog.add_app("wxA", "secret-A-123")
+    ing = Ingestor(store, "visit")
+    rows = [{**r, "appid": "wxA"} for r in visits(YESTERDAY, ["a1"])]
+    prepared = ing.prepare(rows_to_chunk("request", rows, [0], [""], []))
+    app = store.catalog.get("wxA")
+    other = Store(tmp_path / "data")  # the CLI, in another process
+    maintenance.remove_app(other.dir, other.catalog, "wxA")
+    other.catalog.add_app("wxA", "secret-A-456")  # even added again meanwhile
+    with pytest.raises(AppRemoved):
+        ing.writer.commit(app, prepared.batches[0][2])
+    assert not (tmp_path / "data" / "apps" / "wxA").exists()
+    ing.close()
+    other.close()
+    store.close()

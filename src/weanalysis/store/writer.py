@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ MAX_KEY_SEGMENTS = 8
 # Files no longer named by the manifest are deleted this long after, so that a reader holding
 # an older snapshot can finish its query.
 GARBAGE_GRACE_S = 600
+
+
+class AppRemoved(RuntimeError):
+    """The app was removed while its records were on their way to the store."""
 
 
 @dataclass
@@ -94,11 +99,14 @@ class Writer:
 
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
+        self._catalog: sqlite3.Connection | None = None  # to see that an app is still there
         self._states: dict[str, _AppState] = {}
         self._pool = ThreadPoolExecutor(max_workers=2)
         self._io = ThreadPoolExecutor(max_workers=1)
 
     def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
         self._pool.shutdown()
         self._io.shutdown()
 
@@ -122,6 +130,10 @@ class Writer:
         # The lock is taken per commit, so that several writers (CLI ingests, the server's
         # collectors) interleave; each re-reads the manifest under the lock.
         with WriterLock(self.data_dir):
+            if app is None or not self._registered(app):
+                # removed (app remove holds this lock) since the records were validated: storing
+                # them would bring its folder back
+                raise AppRemoved(f"app {getattr(app, 'appid', None)!r} is no longer registered")
             try:
                 result = self._commit(app, batch)
             except BaseException:
@@ -135,6 +147,16 @@ class Writer:
                 if maintenance.apply_retention_locked(self.data_dir, app) is not None:
                     self._states.pop(app.appid, None)
             return result
+
+    def _registered(self, app: App) -> bool:
+        if self._catalog is None:
+            self._catalog = sqlite3.connect(
+                self.data_dir / "catalog.sqlite", timeout=30, check_same_thread=False
+            )
+        row = self._catalog.execute(
+            "SELECT 1 FROM apps WHERE appid = ? AND created_at = ?", (app.appid, app.created_at)
+        ).fetchone()
+        return row is not None
 
     def _commit(self, app: App, batch: Batch) -> CommitResult:
         d = self.app_dir(app.appid)
