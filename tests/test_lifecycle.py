@@ -220,3 +220,28 @@ def test_records_on_their_way_do_not_bring_a_removed_app_back(tmp_path):
     ing.close()
     other.close()
     store.close()
+
+
+def test_openapi_describes_forget_and_every_reference_resolves(server):
+    _, c = server
+    doc = c.get("/openapi.json").json()
+    post = doc["paths"]["/api/v1/forget"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ForgetRequest"
+    }
+    refs = set()
+
+    def walk(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k == "$ref":
+                    refs.add(v)
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(doc)
+    assert "#/components/schemas/Erased" in refs
+    for ref in refs:
+        assert ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"], ref

@@ -1,4 +1,4 @@
-"""OpenAPI descriptions of /collect and /api/v1/records (served by plain routes, see
+"""OpenAPI descriptions of /collect, /api/v1/records and /api/v1/forget (served by plain routes, see
 collect_routes): pydantic models used for the document only."""
 
 from __future__ import annotations
@@ -46,12 +46,29 @@ class Answer(BaseModel):
     rejected: list[Rejected]
 
 
+class ForgetRequest(BaseModel):
+    openids: list[str] = Field(min_length=1, max_length=10_000, description="users to erase")
+
+
+class Erased(BaseModel):
+    users: int = Field(description="users found and erased (unknown openids: 0, not an error)")
+    visits: int
+    profiles: int
+
+
+class ForgetAnswer(BaseModel):
+    """Sent once the erasure is durable."""
+
+    errcode: int = 0
+    erased: Erased
+
+
 class Refusal(BaseModel):
     errcode: int = Field(description="40013, 41002, 44002, 47001, 45011 (HTTP 429), -1 (HTTP 503)")
     errmsg: str
 
 
-def _path(summary: str, body: dict, params: list[dict]) -> dict:
+def _path(summary: str, body: dict, params: list[dict], answer: str = "Answer") -> dict:
     return {
         "post": {
             "summary": summary,
@@ -64,7 +81,7 @@ def _path(summary: str, body: dict, params: list[dict]) -> dict:
                         "application/json": {
                             "schema": {
                                 "oneOf": [
-                                    {"$ref": "#/components/schemas/Answer"},
+                                    {"$ref": f"#/components/schemas/{answer}"},
                                     {"$ref": "#/components/schemas/Refusal"},
                                 ]
                             }
@@ -88,7 +105,8 @@ def install_openapi(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (Visit, Record, Rejected, Answer, Refusal):
+        models = (Visit, Record, Rejected, Answer, Refusal, ForgetRequest, Erased, ForgetAnswer)
+        for model in models:
             comps[model.__name__] = model.model_json_schema(
                 ref_template="#/components/schemas/{model}"
             )
@@ -114,6 +132,12 @@ def install_openapi(app: FastAPI) -> None:
             "Server to server: visits and profiles of the token's app (≤ 10,000 a request)",
             one_or_many("Record"),
             [token],
+        )
+        schema["paths"]["/api/v1/forget"] = _path(
+            "Erase users of the token's app from everything stored (PIPL art. 47)",
+            {"$ref": "#/components/schemas/ForgetRequest"},
+            [token],
+            answer="ForgetAnswer",
         )
         app.openapi_schema = schema
         return schema
