@@ -86,6 +86,7 @@ def assert_consistent(store: Store):
     assert problems == []
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(history=a_history(), pick=st.integers(0, 63))
 def test_forget_equals_oracle_without_the_users(tmp_path_factory, history, pick):
@@ -160,6 +161,7 @@ def test_forget_then_resend_stores_them_again_as_new(tmp_path):
     store.close()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(history=a_history(), keep_days=st.integers(0, DAYS), twice=st.booleans())
 def test_retention_keeps_later_windows_exact(tmp_path_factory, history, keep_days, twice):
@@ -198,6 +200,7 @@ def test_retention_keeps_later_windows_exact(tmp_path_factory, history, keep_day
     store.close()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(history=a_history(), zone=st.sampled_from(["UTC", "Asia/Kolkata", "America/New_York"]))
 def test_new_time_zone_rederives_days(tmp_path_factory, history, zone):
