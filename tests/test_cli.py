@@ -34,9 +34,28 @@ def write_jsonl(path, rows):
 
 
 def test_every_command_has_help(run):
-    for args in ([], ["app"], ["app", "add"], ["app", "list"], ["ingest"], ["portrait"]):
+    import click
+
+    from weanalysis.cli.main import cli
+
+    def walk(group, prefix):
+        yield prefix
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from walk(cmd, [*prefix, name])
+            else:
+                yield [*prefix, name]
+
+    seen = list(walk(cli, []))
+    assert ["forget"] in seen and ["app", "rotate-secret"] in seen and ["backup"] in seen
+    for args in seen:
         r = run(*args, "--help")
-        assert r.exit_code == 0 and "Usage:" in r.output
+        assert r.exit_code == 0 and "Usage:" in r.output, args
+        if args:
+            cmd = cli
+            for a in args:
+                cmd = cmd.commands[a]
+            assert cmd.help, args
 
 
 def test_app_add_list_and_duplicate(run, tmp_path):
