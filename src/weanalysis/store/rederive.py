@@ -13,6 +13,7 @@ the raw rows alone (keys of records without an event id hash the record as it wa
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,10 +51,11 @@ def _rows(snap: AppSnapshot, visits: bool) -> pa.Table | None:
     for rel in snap.manifest["raw"]:
         path = snap.path(rel)
         if is_visit_segment(path) == visits:
-            parts.append(pq.read_table(path, columns=list(cols)))
+            # device names dictionary-encoded: a few thousand names, not one string a row
+            parts.append(pq.read_table(path, columns=list(cols), read_dictionary=["device"]))
     if not parts:
         return None
-    t = pa.concat_tables(parts)
+    t = pa.concat_tables(parts, promote_options="permissive")
     return t.take(pc.sort_indices(t, [("seq", "ascending")]))
 
 
@@ -72,21 +74,25 @@ def _locations(province: np.ndarray, city: np.ndarray) -> np.ndarray:
 
 
 def _device_codes(names: pa.ChunkedArray, known: list[str | None]) -> tuple[np.ndarray, list]:
-    """Codes into the app's device list (kept as it is, so codes stay stable)."""
+    """Codes into the app's device list (kept as it is, so codes stay stable); ``names`` is
+    read dictionary-encoded (few distinct names), so each name is looked up once a chunk."""
     code = {n: i for i, n in enumerate(known) if n is not None}
     out_names = list(known)
-    enc = names.combine_chunks().dictionary_encode()
-    table = np.zeros(len(enc.dictionary) + 1, dtype=np.int32)
-    for i, n in enumerate(enc.dictionary.to_pylist()):
-        if n is None:
-            continue
-        c = code.get(n)
-        if c is None:
-            out_names.append(n)
-            c = code[n] = len(out_names) - 1
-        table[i] = c
-    idx = enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)
-    return table[idx], out_names
+    parts = []
+    for chunk in names.chunks:
+        enc = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
+        table = np.zeros(len(enc.dictionary) + 1, dtype=np.int32)
+        for i, n in enumerate(enc.dictionary.to_pylist()):
+            if n is None:
+                continue
+            c = code.get(n)
+            if c is None:
+                out_names.append(n)
+                c = code[n] = len(out_names) - 1
+            table[i] = c
+        idx = enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)
+        parts.append(table[idx])
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int32)), out_names
 
 
 def retained_arrays(snap: AppSnapshot) -> dict[str, np.ndarray] | None:
@@ -130,14 +136,16 @@ def rederive(app_dir: Path, manifest: dict, tz: ZoneInfo, tag: str) -> tuple[dic
         dev, device_names = _device_codes(v["device"], known_devices)
         order = np.argsort(day, kind="stable")
         bounds = np.flatnonzero(np.diff(day[order])) + 1
-        for rows in np.split(order, bounds):
+
+        def one(rows: np.ndarray) -> tuple[str, str]:
             dn = int(day[rows[0]])
-            summary = merge_day(
-                None, uid[rows], t[rows], {"loc": loc[rows], "plat": plat[rows], "dev": dev[rows]}
-            )
+            values = {"loc": loc[rows], "plat": plat[rows], "dev": dev[rows]}
             sub = f"days/{dn}-{tag}"
-            _write_dir(app_dir / sub, summary)
-            new_days[str(dn)] = sub
+            _write_dir(app_dir / sub, merge_day(None, uid[rows], t[rows], values))
+            return str(dn), sub
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # numpy sorts release the GIL
+            new_days.update(pool.map(one, np.split(order, bounds)))
     garbage.extend(manifest["days"].values())
     new["days"] = new_days
     if manifest["first_day"]:
