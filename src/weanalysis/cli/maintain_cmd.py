@@ -18,7 +18,9 @@ def read_openids(values: tuple[str, ...], path: str | None) -> list[str]:
     out = list(values)
     if path is not None:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        out.extend(line.strip() for line in text.splitlines() if line.strip())
+        # openids are opaque: only the line ending goes (a blank line is skipped)
+        lines = (line.removesuffix("\r") for line in text.split("\n"))
+        out.extend(line for line in lines if line)
     bad = []
     for o in out:
         try:
