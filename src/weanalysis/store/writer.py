@@ -356,7 +356,7 @@ class Writer:
         # first visit day per user
         first = np.full(new["users"], NO_FIRST_DAY, dtype=np.int32)
         if old["first_day"]:
-            prev = files.load_npy(d / old["first_day"], mmap=False)
+            prev = files.load_npy(AppSnapshot(d, old).path(old["first_day"]), mmap=False)
             first[: len(prev)] = prev
             garbage.append(old["first_day"])
         np.minimum.at(first, uid, day)
@@ -403,7 +403,9 @@ class Writer:
 
 
 def _devices_changed(d: Path, old: dict, st: _AppState) -> bool:
-    return len(orjson.loads((d / old["devices"]).read_bytes())) != len(st.device_names)
+    return len(orjson.loads(AppSnapshot(d, old).path(old["devices"]).read_bytes())) != len(
+        st.device_names
+    )
 
 
 def _remove(path: Path) -> None:
