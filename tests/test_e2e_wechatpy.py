@@ -125,3 +125,36 @@ def test_wechatpy_sees_wechat_errors(server):
     with pytest.raises(WeChatClientException) as e:
         bad.fetch_access_token()
     assert e.value.errcode == 40125
+
+
+def test_rotating_the_secret_while_wechatpy_holds_a_token(server):
+    """The CLI (another process) rotates the secret: the SDK's token stops at once, its retry
+    with the old secret is refused, a client with the new secret works; forget over HTTP."""
+    from wechatpy.exceptions import WeChatClientException
+
+    base, env = server
+    client = make_client(base)
+    day = {"begin_date": YESTERDAY.strftime("%Y%m%d"), "end_date": YESTERDAY.strftime("%Y%m%d")}
+    url = base + "/datacube/getweanalysisappiduserportrait"
+    before = client.post(url, data=day)
+    held = client.access_token
+    r = cli(env, "app", "rotate-secret", "wxe2e", "--secret", "e2e-secret-2")
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(WeChatClientException) as e:
+        client.post(url, data=day)  # 40001, then its own refresh with the old secret: 40125
+    assert e.value.errcode in (40001, 40125)
+    old = make_client(base)
+    old.session.set(f"{old.appid}_access_token", held)
+    old.session.set(f"{old.appid}_expires_at", int(time.time()) + 3600)
+    with pytest.raises(WeChatClientException) as e:
+        old._request("post", url, params={"access_token": held}, data=day)
+    assert e.value.errcode in (40001, 40125)
+    fresh = make_client(base)
+    fresh.secret = "e2e-secret-2"
+    assert fresh.post(url, data=day) == before
+    erased = fresh.post(base + "/api/v1/forget", data={"openids": ["u0", "u9", "nobody"]})
+    assert erased == {"errcode": 0, "erased": {"users": 2, "visits": 2, "profiles": 0}}
+    after = fresh.post(url, data=day)
+    assert sum(it["value"] for it in after["visit_uv"]["genders"]) == sum(
+        it["value"] for it in before["visit_uv"]["genders"]
+    ) - 2
