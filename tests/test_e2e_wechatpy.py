@@ -155,6 +155,7 @@ def test_rotating_the_secret_while_wechatpy_holds_a_token(server):
     erased = fresh.post(base + "/api/v1/forget", data={"openids": ["u0", "u9", "nobody"]})
     assert erased == {"errcode": 0, "erased": {"users": 2, "visits": 2, "profiles": 0}}
     after = fresh.post(url, data=day)
-    assert sum(it["value"] for it in after["visit_uv"]["genders"]) == sum(
-        it["value"] for it in before["visit_uv"]["genders"]
-    ) - 2
+    assert (
+        sum(it["value"] for it in after["visit_uv"]["genders"])
+        == sum(it["value"] for it in before["visit_uv"]["genders"]) - 2
+    )

@@ -174,3 +174,18 @@ def test_a_read_meeting_a_damaged_file_fails_clearly(data, caplog):
     store.close()
     r = run(data, "portrait", "--appid", "wxA", "--begin", d, "--end", d)
     assert r.exit_code == 1 and f"damaged file {target}" in r.output
+
+
+def test_an_ingest_meeting_a_damaged_file_stops_with_its_name(data, tmp_path):
+    app_dir = data / "apps" / "wxA"
+    manifest = json.loads((app_dir / "manifest.json").read_text())
+    victim = app_dir / manifest["keys"][0]
+    flip(victim)
+    path = tmp_path / "more.jsonl"
+    t = f"{YESTERDAY.isoformat()}T20:00:00+08:00"
+    path.write_text(json.dumps({"appid": "wxA", "openid": "new", "time": t}) + "\n")
+    r = run(data, "ingest", str(path))
+    assert r.exit_code == 1 and r.output.startswith(f"error: damaged file {victim}: checksum")
+    assert "Traceback" not in r.output
+    after = json.loads((app_dir / "manifest.json").read_text())
+    assert after["version"] == manifest["version"]  # nothing was committed over it

@@ -18,6 +18,7 @@ from weanalysis.records.readers import (
     detect_format,
 )
 from weanalysis.records.validate import KINDS, VISIT
+from weanalysis.store.integrity import DamagedFileError
 
 SHOWN_REJECTS = 5  # without --rejects, the first few are printed so the user sees why
 
@@ -118,12 +119,17 @@ def ingest(ctx, files, kind, fmt, as_json, rejects, chunk_rows, progress) -> Non
         )
     except SourceError as e:
         error, total, per_file = str(e), e.total, e.per_file
+    except DamagedFileError as e:  # the store itself: stop with the file's name, no traceback
+        damaged = f"{e}; records of the chunks committed before are stored"
+        error, total, per_file = damaged, Summary(), []
     finally:
         ing.close()
         if bar:
             bar.close()
         if rej_file and rej_file is not sys.stderr.buffer:
             rej_file.close()
+    if error and error.startswith("damaged file"):
+        fail(error, code=1)
     report(total, per_file, as_json, rejects, shown, error)
     if error:
         sys.exit(2)
