@@ -153,8 +153,8 @@ def _write_retained(c: _Commit, arrays: dict[str, np.ndarray], from_day: int) ->
     c.new["retained"] = {"from_day": from_day, "dir": sub}
 
 
-def _finish(c: _Commit, tz: ZoneInfo) -> dict:
-    new, garbage = rederive(c.dir, c.new, tz, c.tag)
+def _finish(c: _Commit, tz: ZoneInfo, erased: np.ndarray | None = None) -> dict:
+    new, garbage = rederive(c.dir, c.new, tz, c.tag, erased)
     c.new = new
     c.garbage.extend(garbage)
     return c.publish()
@@ -236,7 +236,7 @@ def _forget(d: Path, app: App, targets: set[str]) -> Erased:
             for col in ("key", "t", "val"):
                 kept[f"{p}_{col}"] = kept[f"{p}_{col}"][alive]
         _write_retained(c, kept, manifest["retained"]["from_day"])
-    _finish(c, app_tz(manifest, app))
+    _finish(c, app_tz(manifest, app), erased=dead_arr)
     return out
 
 

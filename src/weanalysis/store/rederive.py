@@ -105,12 +105,20 @@ def retained_arrays(snap: AppSnapshot) -> dict[str, np.ndarray] | None:
     return {n: np.asarray(files.load_npy(snap.path(f"{d}/{n}.npy"), mmap=False)) for n in names}
 
 
-def rederive(app_dir: Path, manifest: dict, tz: ZoneInfo, tag: str) -> tuple[dict, list[str]]:
+def rederive(
+    app_dir: Path, manifest: dict, tz: ZoneInfo, tag: str, erased: np.ndarray | None = None
+) -> tuple[dict, list[str]]:
     """Day summaries, first visit days, person logs and device names of ``manifest``'s raw
     segments (and retained values), written as new files tagged ``tag``.
 
-    Returns the new manifest (not yet published) and the files it no longer names.
+    ``erased`` (sorted user ids) says that the raw segments changed only by losing every row of
+    those users: then their entries are dropped from the derived structures, which gives the
+    same result without reading the raw segments (each user's entries depend on that user's
+    records alone). Returns the new manifest (not yet published) and the files it no longer
+    names.
     """
+    if erased is not None:
+        return _without_users(app_dir, manifest, erased, tag)
     snap = AppSnapshot(app_dir, manifest)
     new = dict(manifest)
     garbage: list[str] = []
@@ -214,6 +222,57 @@ def rederive(app_dir: Path, manifest: dict, tz: ZoneInfo, tag: str) -> tuple[dic
         sub = f"persons/{name}-{tag}"
         _write_dir(app_dir / sub, log)
         new["persons"][name] = sub
+    return new, garbage
+
+
+def _without_users(
+    app_dir: Path, manifest: dict, erased: np.ndarray, tag: str
+) -> tuple[dict, list[str]]:
+    snap = AppSnapshot(app_dir, manifest)
+    new = dict(manifest)
+    garbage: list[str] = []
+
+    def gone(uids: np.ndarray) -> np.ndarray:
+        return np.isin(uids, erased)
+
+    days = dict(manifest["days"])
+    for dn, sub in manifest["days"].items():
+        s = {k: np.asarray(v) for k, v in snap.day(int(dn), with_times=True).items()}
+        hit = gone(s["uid"])
+        if not hit.any():
+            continue
+        garbage.append(sub)
+        if hit.all():
+            del days[dn]
+            continue
+        days[dn] = f"days/{dn}-{tag}"
+        _write_dir(app_dir / days[dn], {k: v[~hit] for k, v in s.items()})
+    new["days"] = days
+    if manifest["first_day"]:
+        first = np.array(snap.first_day, dtype=np.int32)
+        first[erased[erased < len(first)]] = NO_FIRST_DAY
+        garbage.append(manifest["first_day"])
+        new["first_day"] = f"meta/first_day-{tag}.npy"
+        files.write_npy(app_dir / new["first_day"], first)
+    new["persons"] = dict(manifest["persons"])
+    for name, sub in manifest["persons"].items():
+        log = snap.person_log(name)
+        if log is None:
+            continue
+        log = {k: np.asarray(v) for k, v in log.items()}
+        hit = gone(log["key"] >> SLOT_BITS)
+        if not hit.any():
+            continue
+        garbage.append(sub)
+        if hit.all():
+            new["persons"][name] = None
+            continue
+        out = {k: log[k][~hit] for k in ("key", "t", "val")}
+        for k in ("cur", "prev"):
+            out[k] = np.array(log[k])
+            out[k][erased[erased < len(out[k])]] = 0
+        new["persons"][name] = f"persons/{name}-{tag}"
+        _write_dir(app_dir / new["persons"][name], out)
     return new, garbage
 
 
