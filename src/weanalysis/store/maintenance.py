@@ -3,14 +3,17 @@
 Each runs under the store's write lock and ends in one published manifest (the commit point,
 as for ingest): a crash or ``kill -9`` at any point leaves the previous state or the new one.
 Raw segments are the source of truth: erasure and retention rewrite only the segments that hold
-the rows to delete, then re-derive everything a portrait reads through
-:func:`weanalysis.store.rederive.rederive`.
+the rows to delete, then bring everything a portrait reads in line through one function,
+:func:`weanalysis.store.rederive.rederive` (for an erasure it drops the users' entries, which
+equals a re-derivation from the raw segments without reading them).
 
 - **Erasure** (``forget``): the users' rows leave the raw segments, their openids leave the user
   segments (replaced by a tombstone, so dense ids stay stable and are never reused), the keys of
   their event ids leave the key segments (re-sent records are stored again as new); keys of
   their records without an event id mix the dead user id with the content, so no future record
-  can match them. Files that held their data are deleted at once (only the writer reads them).
+  can match them. Raw and user segments that held their data are deleted at once (only the
+  writer reads them); replaced summaries, which hold user numbers but no openid, follow after
+  the usual grace period for readers.
 - **Retention**: rows of days before ``today - N`` are deleted. What a portrait of a later window
   needs of them is kept per user in ``manifest["retained"]``: the first visit day ("new users"
   stay exact) and the latest gender and age as of the first retained day (what section 3 of
