@@ -126,6 +126,15 @@ class CollectRoutes:
             Route("/api/v1/forget", self.forget, methods=methods),
         ]
 
+    def _backend_app(self, request: Request) -> str:
+        """A backend's POST: the app of its access token, within the app's request rate."""
+        if request.method != "POST":
+            raise Refused(E.REQUIRE_POST)
+        appid = self._token_app(request)
+        if not self.api_by_app.allow(appid):
+            raise Refused(RATE_LIMITED, f"more than {self.limits.api_app_rate:g} requests/s", 429)
+        return appid
+
     def _token_app(self, request: Request) -> str:
         """The app of the request's access token (WeChat's token errors otherwise)."""
         token = request.query_params.get("access_token")
@@ -204,13 +213,7 @@ class CollectRoutes:
     async def records(self, request: Request) -> Response:
         """Server to server: visits and profiles of the token's app."""
         try:
-            if request.method != "POST":
-                raise Refused(E.REQUIRE_POST)
-            appid = self._token_app(request)
-            if not self.api_by_app.allow(appid):
-                raise Refused(
-                    RATE_LIMITED, f"more than {self.limits.api_app_rate:g} requests/s", 429
-                )
+            appid = self._backend_app(request)
             rows = await self._rows(request, self.limits.api_body_bytes, self.limits.api_records)
             # the records API is called by the app's own backend: record IPs are the visitors'
             sub = Submission(rows, appid=appid, ip=None, profiles=True, source="records_api")
@@ -222,13 +225,7 @@ class CollectRoutes:
         """Erase users of the token's app: ``{"openids": [...]}`` -> ``{"errcode": 0, "erased":
         {"users", "visits", "profiles"}}``, answered once the erasure is durable."""
         try:
-            if request.method != "POST":
-                raise Refused(E.REQUIRE_POST)
-            appid = self._token_app(request)
-            if not self.api_by_app.allow(appid):
-                raise Refused(
-                    RATE_LIMITED, f"more than {self.limits.api_app_rate:g} requests/s", 429
-                )
+            appid = self._backend_app(request)
             openids = await self._openids(request)
             app = self.catalog.get(appid)
             try:
