@@ -193,6 +193,9 @@ def test_retention_and_timezone_from_the_cli(server):
     assert r.exit_code == 2
     assert run(data, "app", "set", "wxA", "--retention-days", "x").exit_code == 2
     assert run(data, "app", "set", "wxA").exit_code == 2
+    listed = json.loads(run(data, "app", "list", "--json").output)
+    assert [a["retention_days"] for a in listed] == [7, None]
+    assert run(data, "app", "list").output.splitlines()[1].endswith(" 7d")
     assert run(data, "app", "set", "wxA", "--retention-days", "none").exit_code == 0
     r = run(data, "gc")
     assert r.exit_code == 0, r.output

@@ -36,11 +36,11 @@ from weanalysis.portrait.explore import (
     parse_where,
 )
 from weanalysis.portrait.imported import NotImported
-from weanalysis.store.snapshot import WindowBeforeRetention, retained_from
 from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PLAIN, PortraitService
 from weanalysis.store import App, Store
 from weanalysis.store.catalog import MAX_MIN_USERS
+from weanalysis.store.snapshot import WindowBeforeRetention, retained_from
 
 log = logging.getLogger("weanalysis.dashboard")
 

@@ -41,28 +41,6 @@ def add(ctx: click.Context, appid: str, secret: str, timezone: str) -> None:
     click.echo(f"registered {a.appid} (time zone {a.timezone})")
 
 
-@app.command("set")
-@click.argument("appid")
-@click.option(
-    "--min-users",
-    type=click.IntRange(0),
-    required=True,
-    metavar="K",
-    help="Withhold every list item, cross-tab cell and segment total of fewer than K users from "
-    "every output of the app (WeChat API, own API, dashboard, CSV); 0 withholds nothing.",
-)
-@click.pass_context
-def set_app(ctx: click.Context, appid: str, min_users: int) -> None:
-    """Change a setting of APPID."""
-    store = open_store(ctx, create=False)
-    try:
-        store.catalog.set_min_users(appid, min_users)
-    except CatalogError as e:
-        fail(str(e))
-    what = "nothing" if min_users == 0 else f"values of fewer than {min_users} users"
-    click.echo(f"{appid}: min users {min_users} ({what} withheld)")
-
-
 @app.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array on standard output.")
 @click.pass_context
@@ -93,6 +71,7 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
                 "visits": snap.record_count("visit"),
                 "profiles": snap.record_count("profile"),
                 "min_users": store.catalog.min_users(a.appid),
+                "retention_days": a.retention_days,
             }
         )
     if as_json:
@@ -101,10 +80,13 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no apps yet: weanalysis app add APPID --secret SECRET")
         return
-    click.echo(f"{'appid':<24} {'timezone':<20} {'users':>10} {'visits':>12} {'profiles':>10}")
+    head = ("appid", "timezone", "users", "visits", "profiles", "retention")
+    line = "{:<24} {:<20} {:>10} {:>12} {:>10} {:>10}"
+    click.echo(line.format(*head))
     for r in rows:
-        cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"])
-        click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*cells))
+        keep = "-" if r["retention_days"] is None else f"{r['retention_days']}d"
+        cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"], keep)
+        click.echo(line.format(*cells))
 
 
 def _registered(store, appid: str):
@@ -141,20 +123,38 @@ def _retention(value: str | None) -> int | None | str:
     help="A new IANA time zone: the days of every stored record are re-derived in it (refused "
     "once retention has deleted records).",
 )
+@click.option(
+    "--min-users",
+    type=click.IntRange(0),
+    default=None,
+    metavar="K",
+    help="Withhold every list item, cross-tab cell and segment total of fewer than K users from "
+    "every output of the app (WeChat API, own API, dashboard, CSV); 0 withholds nothing.",
+)
 @click.pass_context
-def set_app(ctx: click.Context, appid: str, retention_days: str | None, timezone: str | None):
-    """Change APPID's retention or time zone."""
+def set_app(
+    ctx: click.Context,
+    appid: str,
+    retention_days: str | None,
+    timezone: str | None,
+    min_users: int | None,
+):
+    """Change APPID's settings: retention, time zone, small-group withholding."""
     from weanalysis.store import maintenance
 
     try:
         days = _retention(retention_days)
     except click.BadParameter as e:
         fail(f"--retention-days {e.message}")
-    if days == "unchanged" and timezone is None:
-        fail("nothing to change: give --retention-days and/or --timezone")
+    if days == "unchanged" and timezone is None and min_users is None:
+        fail("nothing to change: give --retention-days, --timezone and/or --min-users")
     store = open_store(ctx, create=False)
     _registered(store, appid)
     try:
+        if min_users is not None:
+            store.catalog.set_min_users(appid, min_users)
+            what = "nothing" if min_users == 0 else f"values of fewer than {min_users} users"
+            click.echo(f"{appid}: min users {min_users} ({what} withheld)")
         if timezone is not None:
             n = maintenance.set_timezone(store.dir, store.catalog, appid, timezone)
             click.echo(f"{appid}: time zone {timezone} ({n} stored visits re-dated)")
