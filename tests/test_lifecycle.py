@@ -205,7 +205,7 @@ def test_retention_and_timezone_from_the_cli(server):
 def test_records_on_their_way_do_not_bring_a_removed_app_back(tmp_path):
     from weanalysis.ingest import Ingestor
     from weanalysis.records.readers import rows_to_chunk
-    from weanalysis.store import maintenance
+    from weanalysis.store import housekeeping
     from weanalysis.store.writer import AppRemoved
 
     store = Store(tmp_path / "data")
@@ -215,7 +215,7 @@ def test_records_on_their_way_do_not_bring_a_removed_app_back(tmp_path):
     prepared = ing.prepare(rows_to_chunk("request", rows, [0], [""], []))
     app = store.catalog.get("wxA")
     other = Store(tmp_path / "data")  # the CLI, in another process
-    maintenance.remove_app(other.dir, other.catalog, "wxA")
+    housekeeping.remove_app(other.dir, other.catalog, "wxA")
     other.catalog.add_app("wxA", "secret-A-456")  # even added again meanwhile
     with pytest.raises(AppRemoved):
         ing.writer.commit(app, prepared.batches[0][2])

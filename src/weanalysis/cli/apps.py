@@ -202,14 +202,14 @@ def rotate_secret(ctx: click.Context, appid: str, secret: str | None) -> None:
 def remove(ctx: click.Context, appid: str, yes: bool) -> None:
     """Remove APPID: its records, summaries, tokens and sessions are deleted; the appid is
     unknown afterwards (errcode 40013)."""
-    from weanalysis.store import maintenance
+    from weanalysis.store import housekeeping
 
     if not yes:
         fail(f"removing {appid} deletes all its records for good: add --yes to confirm")
     store = open_store(ctx, create=False)
     _registered(store, appid)
     try:
-        maintenance.remove_app(store.dir, store.catalog, appid)
+        housekeeping.remove_app(store.dir, store.catalog, appid)
     except CatalogError as e:
         fail(str(e))
     click.echo(f"removed {appid}")

@@ -85,10 +85,10 @@ def gc_cmd(ctx) -> None:
     Files replaced by a commit are kept 10 minutes (a reader may still use them), then deleted
     here or by a later commit; files of removed apps and of interrupted commits go too.
     """
-    from weanalysis.store import maintenance
+    from weanalysis.store import housekeeping
 
     store = open_store(ctx, create=False)
-    out = maintenance.gc(store.dir, store.catalog)
+    out = housekeeping.gc(store.dir, store.catalog)
     for appid, t in sorted(out.trimmed.items()):
         from weanalysis.store.days import day_date
 
