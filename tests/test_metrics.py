@@ -119,3 +119,37 @@ def test_json_log_lines():
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     doc = json.loads(logs.JsonFormatter().format(record))
     assert "ValueError: boom" in doc["exception"]
+
+
+def test_serve_log_format_json_every_line_is_json(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.servers import cli, free_port, wait_healthy
+
+    env = {**os.environ, "WEANALYSIS_DATA": str(tmp_path / "data")}
+    assert cli(env, "app", "add", "wxA", "--secret", SECRET).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "weanalysis", "serve", "--port", str(port), "--log-format", "json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_healthy(port, proc)
+        url = f"http://127.0.0.1:{port}/cgi-bin/token?grant_type=client_credential&appid=wxA&secret={SECRET}"
+        with urllib.request.urlopen(url) as r:
+            tok = json.loads(r.read())["access_token"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    lines = [ln for ln in err.decode().splitlines() if ln.strip() and not ln.startswith("serving ")]
+    docs = [json.loads(ln) for ln in lines]  # every line is one JSON object
+    assert any(
+        d["logger"] == "weanalysis.access" and "/cgi-bin/token" in d["message"] for d in docs
+    )
+    assert any(d["logger"].startswith("uvicorn") for d in docs)
+    assert SECRET not in err.decode() and tok not in err.decode()
