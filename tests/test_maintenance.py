@@ -216,6 +216,7 @@ def test_retention_keeps_later_windows_exact(tmp_path_factory, history, keep_day
     assert m["counts"]["visits"] + m["counts"]["profiles"] == len(stored) - len(deleted)
     assert_equals_oracle(store, stored, tz, first_begin=trimmed.from_day)
     assert_consistent(store)
+    assert_same_as_full_rederivation(store, tz)
     snap = store.snapshot(APP)
     with pytest.raises(WindowBeforeRetention):
         compute(

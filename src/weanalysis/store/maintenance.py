@@ -152,8 +152,10 @@ def _write_retained(c: _Commit, arrays: dict[str, np.ndarray], from_day: int) ->
     c.new["retained"] = {"from_day": from_day, "dir": sub}
 
 
-def _finish(c: _Commit, tz: ZoneInfo, erased: np.ndarray | None = None) -> dict:
-    new, garbage = rederive(c.dir, c.new, tz, c.tag, erased)
+def _finish(
+    c: _Commit, tz: ZoneInfo, erased: np.ndarray | None = None, before: int | None = None
+) -> dict:
+    new, garbage = rederive(c.dir, c.new, tz, c.tag, erased, before)
     c.new = new
     c.garbage.extend(garbage)
     return c.publish()
@@ -309,7 +311,7 @@ def apply_retention_locked(
 
     visits, profiles, _ = _rewrite_raw(c, snap, drop)
     _write_retained(c, kept, cutoff)
-    _finish(c, tz)
+    _finish(c, tz, before=cutoff)
     return Trimmed(cutoff, visits, profiles)
 
 

@@ -106,7 +106,12 @@ def retained_arrays(snap: AppSnapshot) -> dict[str, np.ndarray] | None:
 
 
 def rederive(
-    app_dir: Path, manifest: dict, tz: ZoneInfo, tag: str, erased: np.ndarray | None = None
+    app_dir: Path,
+    manifest: dict,
+    tz: ZoneInfo,
+    tag: str,
+    erased: np.ndarray | None = None,
+    before: int | None = None,
 ) -> tuple[dict, list[str]]:
     """Day summaries, first visit days, person logs and device names of ``manifest``'s raw
     segments (and retained values), written as new files tagged ``tag``.
@@ -114,11 +119,15 @@ def rederive(
     ``erased`` (sorted user ids) says that the raw segments changed only by losing every row of
     those users: then their entries are dropped from the derived structures, which gives the
     same result without reading the raw segments (each user's entries depend on that user's
-    records alone). Returns the new manifest (not yet published) and the files it no longer
-    names.
+    records alone). ``before`` (a day) says that they changed only by losing every dated row of
+    the days before it, whose person values ``manifest["retained"]`` now keeps: then those days
+    go, and each user's person-log entries before it collapse into the last one (the retained
+    value). Returns the new manifest (not yet published) and the files it no longer names.
     """
     if erased is not None:
         return _without_users(app_dir, manifest, erased, tag)
+    if before is not None:
+        return _without_days_before(app_dir, manifest, before, tag)
     snap = AppSnapshot(app_dir, manifest)
     new = dict(manifest)
     garbage: list[str] = []
@@ -273,6 +282,37 @@ def _without_users(
             out[k][erased[erased < len(out[k])]] = 0
         new["persons"][name] = f"persons/{name}-{tag}"
         _write_dir(app_dir / new["persons"][name], out)
+    return new, garbage
+
+
+def _without_days_before(
+    app_dir: Path, manifest: dict, before: int, tag: str
+) -> tuple[dict, list[str]]:
+    snap = AppSnapshot(app_dir, manifest)
+    new = dict(manifest)
+    garbage = [sub for d, sub in manifest["days"].items() if int(d) < before]
+    new["days"] = {d: sub for d, sub in manifest["days"].items() if int(d) >= before}
+    new["persons"] = dict(manifest["persons"])
+    edge = day_slot(before)
+    for name, sub in manifest["persons"].items():
+        log = snap.person_log(name)
+        if log is None:
+            continue
+        key, t, val = (np.asarray(log[k]) for k in ("key", "t", "val"))
+        uid, slot = key >> SLOT_BITS, key & ((1 << SLOT_BITS) - 1)
+        old = np.flatnonzero((slot > UNDATED_SLOT) & (slot < edge))
+        if len(old) == 0:
+            continue
+        keep = np.ones(len(key), dtype=bool)
+        keep[old] = False
+        u = uid[old]
+        last = np.ones(len(old), dtype=bool)
+        last[:-1] = u[1:] != u[:-1]  # sorted by key: a user's last entry before the edge
+        keep[old[last]] = True
+        merged = merge_person(None, uid[keep], slot[keep], t[keep], val[keep], manifest["users"])
+        garbage.append(sub)
+        new["persons"][name] = f"persons/{name}-{tag}"
+        _write_dir(app_dir / new["persons"][name], merged)
     return new, garbage
 
 
