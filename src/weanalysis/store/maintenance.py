@@ -45,7 +45,7 @@ from weanalysis.store.snapshot import (
     write_manifest,
 )
 from weanalysis.store.summaries import SLOT_BITS, UNDATED_SLOT, day_slot
-from weanalysis.store.writer import UNDATED_DAY, WriterLock, _remove
+from weanalysis.store.writer import MAX_CHANGES, UNDATED_DAY, WriterLock, _remove
 
 TOMBSTONE = "\x00erased:"  # openids never hold control characters: no real one looks like this
 SUBFOLDERS = ("raw", "users", "days", "persons", "keys", "meta")
@@ -91,9 +91,8 @@ class _Commit:
 
     def publish(self) -> dict:
         # the whole manifest may change: cached answers of every window are stale
-        self.new["changes"] = [*self.old.get("changes", []), [self.new["version"], UNDATED_DAY]][
-            -1024:
-        ]
+        changes = [*self.old.get("changes", []), [self.new["version"], UNDATED_DAY]]
+        self.new["changes"] = changes[-MAX_CHANGES:]
         now = time.time()
         self.new["garbage"] = [
             *self.old.get("garbage", []),
@@ -104,11 +103,13 @@ class _Commit:
         published = write_manifest(self.dir, self.new)
         for rel in self.personal:
             _remove(self.dir / rel)
+        for sub in {Path(rel).parts[0] for rel in self.personal}:
+            files.fsync_dir(self.dir / sub)  # the deletions are durable too
         return published
 
 
 def _rewrite_raw(c: _Commit, snap: AppSnapshot, drop_rows) -> tuple[int, int, list]:
-    """Rewrite each raw segment where ``drop_rows(path, table) -> mask`` drops rows.
+    """Rewrite each raw segment where ``drop_rows(path) -> mask or None`` drops rows.
 
     Returns (visits dropped, profiles dropped, the dropped rows' tables)."""
     raw = []
