@@ -5,6 +5,7 @@ through ``POST /api/v1/forget``; retention and time zone from the CLI."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -248,3 +249,20 @@ def test_openapi_describes_forget_and_every_reference_resolves(server):
     assert "#/components/schemas/Erased" in refs
     for ref in refs:
         assert ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"], ref
+
+
+def test_the_server_applies_retention_without_new_records(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    store.catalog.add_app("wxA", "secret-A-123")
+    with TestClient(create_app(store)) as c:
+        old = YESTERDAY - timedelta(days=30)
+        assert c.post("/collect?appid=wxA", json=visits(old, ["a1"])).json()["accepted"] == 1
+    store.catalog.set_retention("wxA", 10)
+    with TestClient(create_app(store, retention_check_s=0.05)):
+        deadline = time.monotonic() + 20
+        while store.snapshot("wxA").manifest.get("retained") is None:
+            assert time.monotonic() < deadline, "retention was not applied"
+            time.sleep(0.05)
+    assert store.snapshot("wxA").record_count("visit") == 0
+    store.close()
