@@ -206,3 +206,18 @@ def test_backup_refuses_a_damaged_file_and_bad_places(tmp_path):
         cli, ["restore", str(tmp_path / "nothing-here"), "--data", str(tmp_path / "x")]
     )
     assert r.exit_code == 2
+
+
+def test_backup_keeps_an_imported_apps_documents(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    store.catalog.add_app("wxI", "secret-I-123")
+    store.close()
+    imported = data / "apps" / "wxI" / "imported.jsonl"
+    imported.parent.mkdir(parents=True)
+    imported.write_bytes(b'{"appid": "wxI", "begin": "20261101", "end": "20261101"}\n')
+    r = backup(data, tmp_path / "b")
+    restore(r.path, tmp_path / "r")
+    assert (
+        tmp_path / "r" / "apps" / "wxI" / "imported.jsonl"
+    ).read_bytes() == imported.read_bytes()

@@ -102,7 +102,17 @@ def _stage(data_dir: Path, staging: Path) -> tuple[dict[str, str | None], dict[s
         expected[CATALOG] = None
         apps = data_dir / "apps"
         for d in sorted(apps.iterdir()) if apps.is_dir() else []:
-            if d.name.startswith(".") or not (d / MANIFEST).is_file():
+            if d.name.startswith(".") or not d.is_dir():
+                continue
+            # other files at the top of an app's folder (imported portraits): replaced only
+            # under this lock, so copied as they are now
+            for f in sorted(d.iterdir()):
+                if f.is_file() and f.name != MANIFEST and not f.name.startswith("."):
+                    dst = staging / "apps" / d.name / f.name
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, dst)
+                    expected[f"apps/{d.name}/{f.name}"] = None
+            if not (d / MANIFEST).is_file():
                 continue
             raw = (d / MANIFEST).read_bytes()
             manifest = read_manifest(d)  # refuses a damaged manifest
