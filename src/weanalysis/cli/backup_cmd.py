@@ -19,22 +19,24 @@ def backup_cmd(ctx, dest: str, quiet: bool) -> None:
     (the write lock is held only while the files are listed). Files unchanged since the latest
     backup in DEST are hard-linked from it, not copied. Every file is verified on the way.
     """
-    from tqdm import tqdm
-
     from weanalysis.store.backup import BackupError, backup
     from weanalysis.store.integrity import DamagedFileError
 
     src = data_dir(ctx.obj.get("data") if ctx.obj else None)
-    bar = tqdm(unit=" files", disable=quiet, leave=False)
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" files", leave=False)
     try:
-        r = backup(src, dest, progress=bar.update)
+        r = backup(src, dest, progress=bar.update if bar else None)
     except (BackupError, OSError) as e:
-        bar.close()
         fail(str(e))
     except DamagedFileError as e:
-        bar.close()
         fail(str(e), code=1)
-    bar.close()
+    finally:
+        if bar:
+            bar.close()
     mib = r.bytes_copied / 2**20
     click.echo(
         f"backup {r.path}: {r.files} files, {r.copied} copied ({mib:.1f} MiB), "

@@ -1,7 +1,7 @@
 """Backups of a whole data folder, taken while it serves and ingests, and their restore.
 
 A backup is one committed state of every app (not a torn one): under the store's write lock —
-held for milliseconds — the catalog is copied with SQLite's backup API and every file the apps'
+held for milliseconds — the catalog is copied by SQLite (VACUUM INTO) and every file the apps'
 manifests name is hard-linked into a staging folder inside the data folder (files are immutable,
 and only the lock holder deletes them). The copy to the destination then runs without the lock.
 
@@ -93,11 +93,9 @@ def _stage(data_dir: Path, staging: Path) -> tuple[dict[str, str | None], dict[s
     versions: dict[str, int] = {}
     with WriterLock(data_dir):
         src = sqlite3.connect(data_dir / CATALOG)
-        dst = sqlite3.connect(staging / CATALOG)
-        try:
-            src.backup(dst)
+        try:  # a consistent copy of the catalog, written by SQLite itself
+            src.execute("VACUUM INTO ?", (str(staging / CATALOG),))
         finally:
-            dst.close()
             src.close()
         expected[CATALOG] = None
         apps = data_dir / "apps"
