@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from weanalysis.errors import WeanalysisError
 from weanalysis.ingest import ACCEPTED, DUPLICATE, FILTERED, Ingestor
 from weanalysis.records.readers import rows_to_chunk
 from weanalysis.records.validate import KINDS, PROFILE, VISIT
@@ -55,7 +56,7 @@ class Outcome:
         }
 
 
-class Closed(RuntimeError):
+class Closed(WeanalysisError, RuntimeError):
     """The committer is shutting down: the request was not stored; send it again later."""
 
 

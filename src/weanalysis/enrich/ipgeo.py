@@ -29,6 +29,7 @@ from types import ModuleType
 
 import numpy as np
 
+from weanalysis import settings
 from weanalysis.dims import regions
 
 __all__ = [
@@ -69,7 +70,7 @@ def _import_ip2region_util() -> ModuleType:
 xdb_util = _import_ip2region_util()
 
 # Environment variable naming another .xdb file (e.g. newer upstream data) for get_locator().
-XDB_ENV = "WEANALYSIS_IP2REGION_XDB"
+XDB_ENV = settings.BY_NAME["ip2region_xdb"].env
 
 # One segment index block of an IPv4 xdb (2.0, and 3.0 with IPv4): 14 bytes, little-endian.
 _SEGMENT = np.dtype([("start", "<u4"), ("end", "<u4"), ("dlen", "<u2"), ("dptr", "<u4")])
@@ -245,5 +246,5 @@ def get_locator() -> IpLocator:
     if _locator is None:
         with _lock:
             if _locator is None:
-                _locator = IpLocator(os.environ.get(XDB_ENV) or None)
+                _locator = IpLocator(settings.value("ip2region_xdb") or None)
     return _locator

@@ -15,6 +15,7 @@ import time as _time
 from datetime import datetime
 
 from weanalysis import dims
+from weanalysis.errors import InputError
 
 MAX_APPID_CHARS = 64
 MAX_OPENID_CHARS = 128
@@ -48,7 +49,7 @@ GENDER_WORDS = {
 }
 
 
-class FieldError(ValueError):
+class FieldError(InputError):
     """A field value that cannot be accepted; ``str(err)`` is the reason."""
 
 

@@ -15,8 +15,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from weanalysis.errors import InputError, StoreDamagedError, StoreReadOnlyError
 from weanalysis.records import fields
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -57,7 +59,7 @@ MIGRATIONS = [
 MAX_MIN_USERS = 1_000_000
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A request about apps that cannot be done; the message says why."""
 
 
@@ -73,7 +75,16 @@ class App:
 
 
 def _hash_secret(secret: str, salt: bytes) -> bytes:
-    return hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), salt, PBKDF2_ROUNDS)
+    # surrogatepass: a secret with a lone surrogate (never a registered one) just does not match
+    return hashlib.pbkdf2_hmac(
+        "sha256", secret.encode("utf-8", "surrogatepass"), salt, PBKDF2_ROUNDS
+    )
+
+
+# An unknown appid is checked against this, so that it costs the same time as a wrong secret
+# (the answer's timing does not tell which appids exist).
+_DUMMY_SALT = secrets.token_bytes(16)
+_DUMMY_HASH = _hash_secret(secrets.token_urlsafe(16), _DUMMY_SALT)
 
 
 def check_timezone(name: str) -> str:
@@ -86,18 +97,61 @@ def check_timezone(name: str) -> str:
     return name
 
 
+def _connect(target: str | Path, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(
+        target, timeout=30, isolation_level=None, check_same_thread=False, uri=uri
+    )
+
+
 class Catalog:
+    """The app registry. On a folder this process cannot write (a read-only replica, a mounted
+    backup) it opens read-only: reads work, writes raise :class:`StoreReadOnlyError`."""
+
     def __init__(self, path: Path):
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        self.read_only = False
         self._cache: dict[str, App | None] = {}
+        try:
+            self.db = _connect(path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                raise
+            if not path.exists():
+                raise StoreReadOnlyError(path.parent, f"create {path.name} ({e})") from None
+            self.db = self._open_read_only()
+        except sqlite3.DatabaseError as e:  # not a database: garbage, zeroed, truncated header
+            raise StoreDamagedError(path, str(e)) from None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Read-only; ``immutable`` when the WAL's index cannot be created beside the file."""
+        self.read_only = True
+        base = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        for uri in (base, base + "&immutable=1"):
+            db = _connect(uri, uri=True)
+            try:
+                (version,) = db.execute("PRAGMA user_version").fetchone()
+            except sqlite3.OperationalError:
+                db.close()
+                continue
+            except sqlite3.DatabaseError as e:
+                db.close()
+                raise StoreDamagedError(self.path, str(e)) from None
+            if version != len(MIGRATIONS):
+                db.close()
+                raise StoreReadOnlyError(
+                    self.path.parent, "upgrade its catalog (open it once where it is writable)"
+                )
+            return db
+        raise StoreReadOnlyError(self.path.parent, f"read {self.path.name}")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, taken at once (BEGIN IMMEDIATE), rolled back on any error."""
+        if self.read_only:
+            raise StoreReadOnlyError(self.path.parent, "change the app registry or tokens")
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -119,6 +173,8 @@ class Catalog:
         self.db.close()
 
     def add_app(self, appid: str, secret: str, timezone: str = DEFAULT_TIMEZONE) -> App:
+        if self.read_only:
+            raise StoreReadOnlyError(self.path.parent, f"register {appid!r}")
         try:
             appid_ok = fields.parse_appid(appid)
         except fields.FieldError as e:
@@ -172,9 +228,10 @@ class Catalog:
         return [App(*r) for r in rows]
 
     def check_secret(self, appid: str, secret: str) -> bool:
+        """Whether ``secret`` is the app's; the same work (one PBKDF2) for an unknown appid."""
         row = self.db.execute(
-            "SELECT secret_salt, secret_hash FROM apps WHERE appid = ?", (appid,)
+            "SELECT secret_salt, secret_hash FROM apps WHERE appid = ?",
+            (appid.encode("utf-8", "surrogatepass").decode("utf-8", "replace"),),
         ).fetchone()
-        if row is None:
-            return False
-        return hmac.compare_digest(_hash_secret(secret, row[0]), row[1])
+        salt, expected = row if row is not None else (_DUMMY_SALT, _DUMMY_HASH)
+        return hmac.compare_digest(_hash_secret(secret, salt), expected) and row is not None

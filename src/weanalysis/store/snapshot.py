@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from weanalysis.errors import StoreError
 from weanalysis.store import files
 from weanalysis.store.summaries import VISIT_ATTRS
 
@@ -22,7 +23,7 @@ MANIFEST = "manifest.json"
 FORMAT = 2
 
 
-class StoreFormatError(RuntimeError):
+class StoreFormatError(StoreError):
     """The data folder was written by a weanalysis with another storage format."""
 
 
