@@ -44,7 +44,7 @@ def protocol_class(header_timeout: float, body_timeout: float) -> type[asyncio.P
             self._deadline = None
             if self.transport.is_closing():
                 return
-            client = "%s:%d" % self.client if self.client else "-"
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
             log.info("closing a connection from %s: %s", client, what)
             if self.cycle is None or self.cycle.response_complete:
                 self.transport.write(REQUEST_TIMEOUT)
