@@ -181,6 +181,19 @@ class Catalog:
             raise CatalogError(f"appid {appid!r}: {e}") from None
         if appid_ok is None or appid_ok != appid:
             raise CatalogError(f"appid {appid!r}: must be 1-64 characters of A-Z a-z 0-9 _ -")
+        if not appid[0].isalnum():
+            # "-rf" reads as an option to every command that is given the appid (and to rm)
+            raise CatalogError(f"appid {appid!r}: must start with a letter or a digit")
+        same = self.db.execute(
+            "SELECT appid FROM apps WHERE lower(appid) = lower(?)", (appid,)
+        ).fetchone()
+        if same is not None and same[0] != appid:
+            # each app has a folder named by its appid: on a case-insensitive file system
+            # (macOS, Windows) the two would be one folder
+            raise CatalogError(
+                f"appid {appid!r}: app {same[0]!r} exists already, and appids that differ "
+                "only by case would share one folder on some file systems"
+            )
         if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS or not secret.isprintable():
             raise CatalogError(
                 f"the secret must be {MIN_SECRET_CHARS}-{MAX_SECRET_CHARS} printable characters"
