@@ -161,7 +161,6 @@ def create_app(
         yield
         # store what is queued before the process ends (SIGTERM, Ctrl-C)
         await asyncio.get_running_loop().run_in_executor(None, committer.close)
-        guard.close()
 
     app = FastAPI(
         lifespan=lifespan,

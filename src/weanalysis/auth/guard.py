@@ -53,9 +53,6 @@ class SecretGuard:
         self._waiting = 0
         self._lock = threading.Lock()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
     def _check(self, appid: str, secret: str) -> Verdict:
         # a malformed appid cannot exist, but it costs the same as any other guess
         known = APPID_RE.match(appid) is not None and self.catalog.get(appid) is not None
