@@ -88,8 +88,11 @@ def sign_in(c, appid=APPID, secret="wrong-secret", ip="1.1.1.1"):
 
 
 @pytest.mark.parametrize("route", [token_get, stable_post])
-def test_1_wechat_secret_guessing_is_throttled_with_45011_and_no_hashing(store, hashes, route):
-    c = client_for(store, secret_failures=5)
+def test_1_wechat_secret_guessing_is_throttled_with_45011_and_no_hashing(
+    store, hashes, route, monkeypatch
+):
+    monkeypatch.setenv("WEANALYSIS_SECRET_FAILURES", "5")
+    c = client_for(store)
     for _ in range(5):
         assert wechat_error(route(c)) == 40125
     assert len(hashes) == 5
@@ -102,8 +105,9 @@ def test_1_wechat_secret_guessing_is_throttled_with_45011_and_no_hashing(store, 
     assert "access_token" in route(c, secret=SECRET, ip="2.2.2.2").json()
 
 
-def test_1_sign_in_shares_the_throttle_and_answers_in_its_own_shape(store, hashes):
-    c = client_for(store, secret_failures=3)
+def test_1_sign_in_shares_the_throttle_and_answers_in_its_own_shape(store, hashes, monkeypatch):
+    monkeypatch.setenv("WEANALYSIS_SECRET_FAILURES", "3")
+    c = client_for(store)
     assert wechat_error(token_get(c)) == 40125
     assert wechat_error(stable_post(c)) == 40125
     assert dashboard_error(sign_in(c)) == (401, "invalid_credentials")
@@ -113,8 +117,9 @@ def test_1_sign_in_shares_the_throttle_and_answers_in_its_own_shape(store, hashe
     assert len(hashes) == 3
 
 
-def test_1_guesses_spread_over_many_ips_are_throttled_per_appid(store, hashes):
-    c = client_for(store, secret_failures=2)  # per appid: 5 times the per-IP limit
+def test_1_guesses_spread_over_many_ips_are_throttled_per_appid(store, hashes, monkeypatch):
+    monkeypatch.setenv("WEANALYSIS_SECRET_FAILURES", "2")  # per appid: 5 times the per-IP limit
+    c = client_for(store)
     for i in range(10):
         assert wechat_error(token_get(c, ip=f"3.3.3.{i}")) == 40125
     assert wechat_error(token_get(c, secret=SECRET, ip="4.4.4.4")) == 45011
@@ -348,7 +353,7 @@ MALFORMED = [
 @pytest.mark.parametrize(("method", "path", "query", "body", "errcode"), MALFORMED)
 def test_malformed_wechat_requests(store, caplog, method, path, query, body, errcode):
     caplog.set_level(logging.INFO)
-    c = client_for(store, secret_failures=1000)
+    c = client_for(store)
     url = path + (f"?{query}" if query else "")
     r = c.request(method, url, content=body)
     assert wechat_error(r) == errcode, r.text
