@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import os
 import secrets
 import sqlite3
 import time
@@ -103,6 +104,11 @@ def _connect(target: str | Path, uri: bool = False) -> sqlite3.Connection:
     )
 
 
+def _raise_if_read_only(e: sqlite3.OperationalError, path: Path) -> None:
+    if getattr(e, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+        raise StoreReadOnlyError(path.parent, "change the app registry or tokens") from None
+
+
 class Catalog:
     """The app registry. On a folder this process cannot write (a read-only replica, a mounted
     backup) it opens read-only: reads work, writes raise :class:`StoreReadOnlyError`."""
@@ -111,6 +117,11 @@ class Catalog:
         self.path = path
         self.read_only = False
         self._cache: dict[str, App | None] = {}
+        if path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            self.db = (
+                self._open_read_only()
+            )  # access() says EROFS on a read-only mount, even to root
+            return
         try:
             self.db = _connect(path)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -152,7 +163,11 @@ class Catalog:
         """A write transaction, taken at once (BEGIN IMMEDIATE), rolled back on any error."""
         if self.read_only:
             raise StoreReadOnlyError(self.path.parent, "change the app registry or tokens")
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            _raise_if_read_only(e, self.path)
+            raise
         try:
             yield self.db
         except BaseException:
@@ -209,6 +224,9 @@ class Catalog:
             )
         except sqlite3.IntegrityError:
             raise CatalogError(f"app {appid!r} exists already") from None
+        except sqlite3.OperationalError as e:
+            _raise_if_read_only(e, self.path)
+            raise
         self._cache.pop(appid, None)
         return App(appid, timezone, now)
 
