@@ -94,9 +94,11 @@ def test_8_a_fifo_is_read_as_a_stream(data, tmp_path):
         with open(fifo, "w") as f:
             f.write(text)
 
-    writer = threading.Thread(target=feed)
+    writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     r = invoke(data, "ingest", "--format", "jsonl", str(fifo))
+    if writer.is_alive():  # the FIFO was never opened for reading: unblock the writer
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
     writer.join(5)
     assert r.exit_code == 0, r.output
     assert "7 accepted" in r.output

@@ -163,7 +163,7 @@ SETTINGS = (
         "WEANALYSIS_SECRET_FAILURES",
         "10",
         "Failed secret checks (token, stable_token, dashboard sign-in) allowed per client IP "
-        "and per appid within the window; then the secret is not even checked.",
+        "within the window (per appid: five times as many); then the secret is not checked.",
         _int(1),
     ),
     Setting(
