@@ -194,7 +194,7 @@ def test_10_a_damaged_catalog_is_a_clear_error(data):
     one_error_line(_portrait(data), "catalog.sqlite")
 
 
-def test_10_the_server_answers_a_damaged_folder_without_a_traceback(data):
+def test_10_the_server_answers_a_damaged_folder_without_a_traceback(data, caplog):
     from starlette.testclient import TestClient
 
     from weanalysis.api.app import create_app
@@ -213,6 +213,9 @@ def test_10_the_server_answers_a_damaged_folder_without_a_traceback(data):
     r = c.get("/api/v1/portrait", params={"begin": BEGIN, "end": END})
     assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
     store.close()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and all(r.exc_info is None for r in errors)  # one line each, no traceback
+    assert all("uid.npy" in r.getMessage() for r in errors)
 
 
 # -- the one error handler of the CLI (issue 8) -----------------------------------------------
