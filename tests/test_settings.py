@@ -57,3 +57,18 @@ def test_a_bad_value_is_a_user_error_naming_its_source(monkeypatch, env, text):
         settings.value(name)
     assert isinstance(e.value, UserError)
     assert env in str(e.value) and repr(text) in str(e.value)
+
+
+def test_a_bad_ip2region_file_is_a_user_error(monkeypatch, tmp_path):
+    from weanalysis.enrich import ipgeo
+
+    bad = tmp_path / "bad.xdb"
+    bad.write_bytes(b"not an xdb file" * 100)
+    monkeypatch.setenv("WEANALYSIS_IP2REGION_XDB", str(bad))
+    monkeypatch.setattr(ipgeo, "_locator", None)
+    with pytest.raises(SettingError) as e:
+        ipgeo.get_locator()
+    assert "WEANALYSIS_IP2REGION_XDB" in str(e.value) and str(bad) in str(e.value)
+    monkeypatch.setenv("WEANALYSIS_IP2REGION_XDB", str(tmp_path / "missing.xdb"))
+    with pytest.raises(SettingError):
+        ipgeo.get_locator()

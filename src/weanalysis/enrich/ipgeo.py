@@ -31,6 +31,7 @@ import numpy as np
 
 from weanalysis import settings
 from weanalysis.dims import regions
+from weanalysis.errors import SettingError
 
 __all__ = [
     "XDB_ENV",
@@ -246,5 +247,13 @@ def get_locator() -> IpLocator:
     if _locator is None:
         with _lock:
             if _locator is None:
-                _locator = IpLocator(settings.value("ip2region_xdb") or None)
+                path = settings.value("ip2region_xdb") or None
+                try:
+                    _locator = IpLocator(path)
+                except (OSError, ValueError) as e:
+                    if path is None:
+                        raise
+                    raise SettingError(
+                        f"ip2region_xdb (${XDB_ENV}) = {path!r}: not a usable xdb file ({e})"
+                    ) from None
     return _locator
