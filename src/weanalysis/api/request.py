@@ -114,6 +114,7 @@ def app_of_token(tokens: TokenService, catalog: Catalog, token: str | None) -> s
     check = tokens.check(token)
     if check.state is TokenState.EXPIRED:
         raise E.WeChatError(E.ACCESS_TOKEN_EXPIRED)
-    if check.state is not TokenState.VALID or catalog.get(check.appid) is None:
+    appid = check.appid
+    if check.state is not TokenState.VALID or appid is None or catalog.get(appid) is None:
         raise E.WeChatError(E.INVALID_CREDENTIAL)
-    return check.appid
+    return appid
