@@ -367,3 +367,20 @@ def test_the_errcode_table_is_whole_json():
     body = E.error_body(E.RATE_LIMITED)
     assert set(body) == {"errcode", "errmsg"} and body["errcode"] == 45011
     assert json.dumps(body)
+
+
+def test_1_the_collect_limiter_does_not_forget_a_client_under_churn():
+    from weanalysis.collect.ratelimit import RateLimiter
+
+    limiter = RateLimiter(rate=1, burst=2)
+    assert limiter.allow("noisy", now=0) and limiter.allow("noisy", now=0)
+    assert not limiter.allow("noisy", now=0)
+    for i in range(150_000):  # more keys than the old table held before it was cleared
+        assert limiter.allow(f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}", now=0.1)
+    assert not limiter.allow("noisy", now=0.2)  # still limited
+    assert limiter.allow("noisy", now=1.5)  # refilled
+    # buckets that refilled are the same as no bucket: the table shrinks by itself
+    limiter.allow("late", now=100)
+    for i in range(2048):
+        limiter.allow(f"k{i}", now=200)
+    assert len(limiter) <= 2049

@@ -10,9 +10,10 @@ class RateLimiter:
     """``rate`` requests per second per key, bursts up to ``burst``; 0 disables the limit.
 
     Only keys whose bucket is not full are remembered: a full bucket is the same as no bucket.
-    The map is swept of full buckets whenever it has doubled since the last sweep, so it holds
-    the keys seen in the last ``burst / rate`` seconds (2 s by default), whatever the churn, and
-    a limited client is never forgotten because many others came by.
+    The map is swept of full buckets when it has doubled since the last sweep, or when the
+    time a bucket takes to refill has passed since then; so it holds about the keys seen in the
+    last ``burst / rate`` seconds (2 s by default), whatever the churn, and a limited client is
+    never forgotten because many others came by.
     """
 
     def __init__(self, rate: float, burst: float | None = None):
@@ -20,6 +21,7 @@ class RateLimiter:
         self.burst = burst if burst is not None else max(1.0, 2 * rate)
         self._buckets: dict[str, tuple[float, float]] = {}
         self._sweep_at = 1024
+        self._swept = 0.0
         self._lock = threading.Lock()
 
     def allow(self, key: str, now: float | None = None) -> bool:
@@ -33,7 +35,8 @@ class RateLimiter:
                 self._buckets[key] = (tokens, now)
                 return False
             self._buckets[key] = (tokens - 1, now)
-            if len(self._buckets) >= self._sweep_at:
+            n = len(self._buckets)
+            if n >= self._sweep_at or (n > 1024 and now - self._swept > self.burst / self.rate):
                 self._sweep(now)
             return True
 
@@ -46,6 +49,7 @@ class RateLimiter:
         for k in full:
             del self._buckets[k]
         self._sweep_at = max(1024, 2 * len(self._buckets))
+        self._swept = now
 
     def __len__(self) -> int:
         return len(self._buckets)
