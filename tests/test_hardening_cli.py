@@ -143,6 +143,7 @@ def _damage(path, how):
         path.write_bytes(bytes(raw))
 
 
+@pytest.mark.slow
 def test_10_every_damaged_file_is_a_clear_error_or_the_right_answer(folder, tmp_path):
     good = _portrait(folder)
     assert good.exit_code == 0
