@@ -368,3 +368,9 @@ def test_6_slow_clients_are_closed_and_a_disconnect_is_one_info_line(data):
     log = err.decode()
     assert "Traceback" not in log and " ERROR " not in log, log
     assert "ClientDisconnect" not in log, log
+
+
+def test_a_data_folder_that_is_a_file_is_one_line(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    one_error_line(invoke(path, "app", "add", APPID, "--secret", SECRET), str(path), "folder")
