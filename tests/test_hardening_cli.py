@@ -289,6 +289,7 @@ def test_9_a_read_only_folder_reads_and_refuses_writes_in_one_line(data, tmp_pat
     )
     try:
         wait_healthy(port, proc)
+        import urllib.error
         import urllib.request
 
         req = urllib.request.Request(
@@ -305,10 +306,20 @@ def test_9_a_read_only_folder_reads_and_refuses_writes_in_one_line(data, tmp_pat
         )
         with urllib.request.urlopen(req, timeout=30) as resp:
             assert json.loads(resp.read())["active"]["total"] == 30
+        # writes: a token (-1, WeChat's shape) and live records (503: send again)
+        q = f"grant_type=client_credential&appid={APPID}&secret={SECRET}"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/cgi-bin/token?{q}") as resp:
+            assert json.loads(resp.read())["errcode"] == -1
+        visit = json.dumps([{"openid": "ro1", "time": int(time.time())}]).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/collect?appid={APPID}", visit)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=30)
+        assert e.value.code == 503 and json.loads(e.value.read())["errcode"] == -1
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert b"Traceback" not in err, err.decode()
+    assert b"read-only" in err  # the failed writes are logged as one line each
 
 
 # -- 6. slow clients -------------------------------------------------------------------------

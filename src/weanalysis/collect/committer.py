@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from weanalysis.errors import WeanalysisError
+from weanalysis.errors import StoreError, WeanalysisError
 from weanalysis.ingest import ACCEPTED, DUPLICATE, FILTERED, Ingestor
 from weanalysis.records.readers import rows_to_chunk
 from weanalysis.records.validate import KINDS, PROFILE, VISIT
@@ -108,7 +108,10 @@ class GroupCommitter:
             try:
                 outcomes = self._store(group)
             except Exception as e:  # nothing of the group is acknowledged; clients re-send
-                log.exception("group commit of %d requests failed", len(group))
+                if isinstance(e, StoreError):  # read-only or damaged folder: the message says it
+                    log.error("group commit of %d requests failed: %s", len(group), e)
+                else:
+                    log.exception("group commit of %d requests failed", len(group))
                 for sub in group:
                     sub.future.set_exception(e)
                 continue
