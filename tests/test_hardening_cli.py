@@ -268,7 +268,13 @@ def test_9_a_read_only_folder_reads_and_refuses_writes_in_one_line(data, tmp_pat
     env = {**os.environ}
 
     def run(*args):
-        return subprocess.run(_read_only(data, *args), capture_output=True, env=env, timeout=120)
+        return subprocess.run(
+            _read_only(data, *args),
+            capture_output=True,
+            env=env,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
 
     r = run("portrait", "--appid", APPID, "--begin", BEGIN, "--end", END)
     assert r.returncode == 0 and r.stdout.decode() == good, r.stderr
