@@ -229,8 +229,10 @@ def test_a_folder_of_another_storage_format_is_one_line(data):
 
 
 def test_bad_settings_are_one_line(data, monkeypatch):
-    monkeypatch.setenv("WEANALYSIS_PORT", "eighty")
-    one_error_line(invoke(data, "serve"), "WEANALYSIS_PORT", "eighty")
+    monkeypatch.setenv("WEANALYSIS_TOKEN_TTL", "eighty")
+    # checked before anything listens (192.0.2.1, a documentation address, could not be bound)
+    result = invoke(data, "serve", "--host", "192.0.2.1", "--port", "18199")
+    one_error_line(result, "WEANALYSIS_TOKEN_TTL", "eighty")
 
 
 def test_appid_refusals_are_one_line(data):
