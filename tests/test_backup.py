@@ -199,7 +199,7 @@ def test_backup_refuses_a_damaged_file_and_bad_places(tmp_path):
     assert r.exit_code == 0 and "0 copied" not in r.output
     # a full one reads it, and stops with its name
     r = runner.invoke(cli, ["--data", str(data), "backup", str(tmp_path / "c"), "--quiet"])
-    assert r.exit_code == 1 and f"damaged file {victim}" in r.output
+    assert r.exit_code == 2 and f"damaged file {victim}" in r.output
     assert list((tmp_path / "c").iterdir()) == []  # nothing half-written left
     assert not list(data.glob(".backup-staging-*"))
     r = runner.invoke(

@@ -19,7 +19,7 @@ from tests.records import ingest_rows
 from weanalysis.api import dashboard_schema as S
 from weanalysis.api.app import create_app
 from weanalysis.auth.sessions import COOKIE_NAME, KEY_FILE, SessionSigner, load_key
-from weanalysis.auth.throttle import FailureLimiter
+from weanalysis.auth.throttle import FailureThrottle
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
@@ -180,17 +180,24 @@ def test_failed_sign_ins_are_throttled_even_with_the_right_secret(client):
     assert "set-cookie" not in r.headers
 
 
-def test_failure_limiter_window_and_memory_bound():
-    lim = FailureLimiter(limit=3, window_s=60, max_clients=2)
+def test_failure_throttle_window_and_no_forgetting_under_churn():
+    now = [0.0]
+    lim = FailureThrottle(limit=3, window_s=60, clock=lambda: now[0])
     for t in (0, 1, 2):
-        assert lim.retry_after("ip1", now=t) == 0
-        lim.failed("ip1", now=t)
-    assert lim.retry_after("ip1", now=3) == 57
-    assert lim.retry_after("ip2", now=3) == 0  # per client
-    assert lim.retry_after("ip1", now=60.5) == 0  # the first failure left the window
-    lim.failed("ip2", now=61)
-    lim.failed("ip3", now=62)  # full: stale ip1 is forgotten first
-    assert set(lim._fails) == {"ip2", "ip3"}
+        now[0] = t
+        assert lim.retry_after("ip1") == 0
+        lim.failed("ip1")
+    now[0] = 3
+    assert 50 <= lim.retry_after("ip1") <= 60
+    assert lim.retry_after("ip2") == 0  # per client
+    # 200,000 other clients fail meanwhile: ip1 is still remembered (no eviction by count)
+    for i in range(200_000):
+        lim.failed(f"other{i}")
+    assert lim.retry_after("ip1") > 0
+    now[0] = 61
+    assert lim.retry_after("ip1") == 0  # its failures left the window
+    assert lim.keys() == 0  # and so did everybody's: the state expires by age
+    assert lim._counts == {}
 
 
 def test_sign_out_clears_the_cookie(client):

@@ -173,7 +173,7 @@ def test_a_read_meeting_a_damaged_file_fails_clearly(data, caplog):
         assert str(target) in caplog.text
     store.close()
     r = run(data, "portrait", "--appid", "wxA", "--begin", d, "--end", d)
-    assert r.exit_code == 1 and f"damaged file {target}" in r.output
+    assert r.exit_code == 2 and f"damaged file {target}" in r.output
 
 
 def test_an_ingest_meeting_a_damaged_file_stops_with_its_name(data, tmp_path):
@@ -185,7 +185,7 @@ def test_an_ingest_meeting_a_damaged_file_stops_with_its_name(data, tmp_path):
     t = f"{YESTERDAY.isoformat()}T20:00:00+08:00"
     path.write_text(json.dumps({"appid": "wxA", "openid": "new", "time": t}) + "\n")
     r = run(data, "ingest", str(path))
-    assert r.exit_code == 1 and r.output.startswith(f"error: damaged file {victim}: checksum")
+    assert r.exit_code == 2 and r.output.startswith(f"error: damaged file {victim}: checksum")
     assert "Traceback" not in r.output
     after = json.loads((app_dir / "manifest.json").read_text())
     assert after["version"] == manifest["version"]  # nothing was committed over it

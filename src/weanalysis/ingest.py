@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from weanalysis import dims
 from weanalysis.enrich.pipeline import enrich, load_device_names, save_device_names
+from weanalysis.errors import UserError
 from weanalysis.portrait.imported import is_imported
 from weanalysis.records.fields import FieldError
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, RawChunk, Reject, read_records
@@ -256,7 +257,7 @@ class Ingestor:
         return total, per_file
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """A source could not be read; what was stored before stays stored (and is summarised)."""
 
     def __init__(self, message: str, total: Summary, per_file: list[tuple[str, Summary]]):

@@ -9,17 +9,23 @@ import time
 
 import orjson
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from weanalysis import __version__
+from weanalysis import __version__, settings
 from weanalysis.api.collect_routes import CollectLimits, CollectRoutes
 from weanalysis.api.collect_schema import install_openapi
-from weanalysis.api.dashboard import install_dashboard
+from weanalysis.api.dashboard import PAGE_HEADERS, DashboardError, error_response, install_dashboard
+from weanalysis.api.logsafe import safe
 from weanalysis.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from weanalysis.api.metrics import Metrics
-from weanalysis.api.wechat_routes import CONTENT_TYPE, WeChatRoutes
-from weanalysis.auth.tokens import DEFAULT_TTL_S, TokenService
+from weanalysis.api.wechat_answer import CONTENT_TYPE, wechat_response
+from weanalysis.api.wechat_routes import WeChatRoutes
+from weanalysis.auth.guard import SecretGuard
+from weanalysis.auth.tokens import TokenService
 from weanalysis.collect.committer import GroupCommitter
 from weanalysis.portrait.service import PortraitService
 from weanalysis.store import Store
@@ -35,8 +41,9 @@ WECHAT_PREFIXES = ("/cgi-bin/", "/datacube/")
 class RequestLog:
     """One line per request: method, path (never the query: it holds tokens), errcode, time.
 
-    Also the last guard: an exception that escapes everything becomes a JSON error, never a
-    traceback or an HTML page.
+    Every field a client controls is escaped (:func:`~weanalysis.api.logsafe.safe`): no forged
+    lines, no terminal escapes. Also the last guard: an exception that escapes everything becomes
+    a JSON error, never a traceback or an HTML page; a client that went away is one INFO line.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None):
@@ -59,8 +66,10 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            state["hint"] = "the client went away"
         except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            log.exception("unhandled error on %s %s", safe(scope["method"]), safe(scope["path"]))
             if not status["sent"]:
                 wechat = scope["path"].startswith(WECHAT_PREFIXES)
                 body = orjson.dumps(
@@ -89,12 +98,12 @@ class RequestLog:
                 )
             access_log.info(
                 "%s %s %s errcode=%s %.1fms%s",
-                scope["method"],
-                scope["path"],
+                safe(scope["method"], 32),
+                safe(scope["path"]),
                 status["code"],
                 "-" if errcode is None else errcode,
                 ms,
-                f" ({hint})" if hint else "",
+                f" ({safe(hint)})" if hint else "",
             )
 
 
@@ -126,14 +135,62 @@ def _retention_pass(store: Store) -> None:
                 )
 
 
+class SecurityHeaders:
+    """The page's security headers (CSP with frame-ancestors, nosniff, no referrer) on every
+    response but the WeChat routes' (whose headers are WeChat's): ``/``, ``/static/...``, the
+    JSON API alike. A response that sets one of them itself keeps its own."""
+
+    HEADERS = [(k.encode(), v.encode()) for k, v in PAGE_HEADERS.items() if k != "cache-control"]
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(WECHAT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in self.HEADERS if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path takes (FastAPI makes one route per method)."""
+    methods: set[str] = set()
+    routes = list(request.app.router.routes)
+    while routes:
+        r = routes.pop()
+        if hasattr(r, "original_router"):  # an included router: its own routes
+            routes.extend(r.original_router.routes)
+        elif getattr(r, "methods", None) and r.matches(request.scope)[0] is not Match.NONE:
+            methods |= r.methods
+    return sorted(methods - {"HEAD"})
+
+
 def create_app(
     store: Store,
-    token_ttl: int = DEFAULT_TTL_S,
+    token_ttl: int | None = None,
     limits: CollectLimits | None = None,
+    secret_failures: int | None = None,
     retention_check_s: float = RETENTION_CHECK_S,
 ) -> FastAPI:
-    """The whole HTTP API over one data folder."""
+    """The whole HTTP API over one data folder; what is not given comes from the settings."""
+    token_ttl = settings.value("token_ttl", token_ttl)
+    limits = limits or CollectLimits.from_settings()
+    body_limit = settings.value("wechat_body_bytes")
     tokens = TokenService(store.catalog, token_ttl)
+    guard = SecretGuard(
+        store.catalog,
+        settings.value("secret_failures", secret_failures),
+        settings.value("secret_window"),
+    )
     portraits = PortraitService(store, lambda result: dumps(portrait_document(result)))
     metrics = Metrics()
     committer = GroupCommitter(store, observer=metrics)
@@ -161,13 +218,16 @@ def create_app(
     app.state.tokens = tokens
     app.state.portraits = portraits
     app.state.committer = committer
-    app.state.trusted_proxies = (limits or CollectLimits()).trusted_proxies
-    wechat = WeChatRoutes(store.catalog, tokens, portraits).routes()
-    collect = CollectRoutes(store.catalog, tokens, committer, limits or CollectLimits()).routes()
+    app.state.trusted_proxies = limits.trusted_proxies
+    app.state.guard = guard
+    wechat = WeChatRoutes(
+        store.catalog, tokens, portraits, guard, body_limit, limits.trusted_proxies
+    ).routes()
+    collect = CollectRoutes(store.catalog, tokens, committer, limits).routes()
     for route in [*wechat, *collect]:
         route.include_in_schema = False
         app.router.routes.append(route)
-    install_dashboard(app, store)
+    install_dashboard(app, store, guard, body_limit, settings.value("session_ttl"))
     app.state.metrics = metrics
     metrics.add_state(
         store, lambda: [("wechat", portraits), ("dashboard", app.state.dashboard.portraits)]
@@ -182,14 +242,32 @@ def create_app(
         store.catalog.db.execute("SELECT 1").fetchone()
         return {"status": "ok", "version": __version__}
 
-    @app.exception_handler(404)
-    async def not_found(request, exc):
-        message = f"no route {request.url.path}"
-        return JSONResponse({"error": {"code": "not_found", "message": message}}, status_code=404)
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        """The framework's own refusals (no route, method not allowed) in the family's shape."""
+        if request.url.path.startswith(WECHAT_PREFIXES):
+            if exc.status_code == 404:
+                errcode = E.INVALID_URL
+            elif exc.status_code == 405:
+                errcode = (
+                    E.REQUIRE_POST if "POST" in exc.headers.get("allow", "") else E.REQUIRE_GET
+                )
+            else:
+                errcode = E.SYSTEM_ERROR
+            return wechat_response(request, E.error_body(errcode), errcode)
+        if exc.status_code == 404:
+            err = DashboardError(404, "not_found", f"没有这个地址：{request.url.path[:200]}")
+        elif exc.status_code == 405:
+            allow = {"allow": ", ".join(_allowed_methods(request))}
+            err = DashboardError(405, "method_not_allowed", "不支持的请求方法", allow)
+        else:
+            err = DashboardError(exc.status_code, "bad_request", "请求格式不正确", exc.headers)
+        return error_response(err)
 
     install_openapi(app)
     metrics.routes = frozenset(
         r.path for r in app.router.routes if "{" not in getattr(r, "path", "{")
     )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog, metrics=metrics)
     return app

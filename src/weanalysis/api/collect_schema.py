@@ -139,7 +139,36 @@ def install_openapi(app: FastAPI) -> None:
             [token],
             answer="ForgetAnswer",
         )
+        add_links(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi
+
+
+def _operation_id(schema: dict, path: str, method: str) -> str:
+    return schema["paths"][path][method]["operationId"]
+
+
+def add_links(schema: dict) -> None:
+    """OpenAPI links, so that a client (or a stateful fuzzer) can follow the workflow: sign in,
+    then read the session and the portrait ending on the app's ``yesterday`` (the session is the
+    cookie the sign-in sets)."""
+    paths = schema["paths"]
+    if "/api/v1/session" not in paths:
+        return
+    end = "$response.body#/yesterday"
+    links = {
+        "GetSession": {"operationId": _operation_id(schema, "/api/v1/session", "get")},
+        "GetPortrait": {
+            "operationId": _operation_id(schema, "/api/v1/portrait", "get"),
+            "parameters": {"end": end},
+        },
+        "GetPortraitCsv": {
+            "operationId": _operation_id(schema, "/api/v1/portrait.csv", "get"),
+            "parameters": {"end": end},
+        },
+    }
+    for method in ("post", "get"):
+        ok = paths["/api/v1/session"][method]["responses"]["200"]
+        ok["links"] = {k: v for k, v in links.items() if method == "post" or k != "GetSession"}

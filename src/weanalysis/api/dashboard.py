@@ -19,15 +19,18 @@ from fastapi import APIRouter, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from weanalysis import __version__
 from weanalysis.api import dashboard_schema as S
-from weanalysis.api.collect_routes import client_ip
+from weanalysis.api.logsafe import safe
+from weanalysis.api.request import ClientGone, RequestError, client_ip, is_https, json_body
+from weanalysis.auth.guard import SecretGuard, Verdict
 from weanalysis.auth.sessions import COOKIE_NAME, Session, SessionSigner, load_key
-from weanalysis.auth.throttle import FailureLimiter
+from weanalysis.errors import StoreError, WeanalysisError
 from weanalysis.portrait.explore import (
     Explore,
     ExploreError,
@@ -46,7 +49,6 @@ log = logging.getLogger("weanalysis.dashboard")
 
 MAX_WINDOW_DAYS = 366
 MAX_CACHED_ANSWERS = 1024  # a 30-day answer with every city is tens of KB
-SIGN_IN_FAILURES_PER_MINUTE = 10
 MAX_CREDENTIAL_CHARS = 128
 JSON = "application/json"
 PAGE_HEADERS = {
@@ -93,16 +95,21 @@ ERRORS = {
 
 
 def _cookie_flags(request: Request) -> dict:
-    """The session cookie's attributes, the same when it is set and when it is cleared."""
+    """The session cookie's attributes, the same when it is set and when it is cleared.
+
+    Secure when the visitor came over TLS: directly, or through a ``--trusted-proxy`` that says
+    so in X-Forwarded-Proto.
+    """
+    trusted = getattr(request.app.state, "trusted_proxies", ())
     return {
         "path": "/",
         "httponly": True,
         "samesite": "strict",
-        "secure": request.url.scheme == "https",
+        "secure": is_https(request, trusted),
     }
 
 
-class DashboardError(Exception):
+class DashboardError(WeanalysisError):
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
@@ -124,10 +131,13 @@ class DashboardRoute(APIRoute):
                 return await handler(request)
             except DashboardError as err:
                 return error_response(err)
-            except RequestValidationError:
+            except (RequestValidationError, RequestError, ClientGone):
                 return error_response(DashboardError(400, "bad_request", "请求格式不正确"))
+            except StoreError as err:
+                log.error("cannot serve %s: %s", safe(request.url.path), err)
+                return error_response(DashboardError(500, "internal", "服务器内部错误，请稍后再试"))
             except Exception:
-                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                log.exception("unexpected error on %s", safe(request.url.path))
                 return error_response(DashboardError(500, "internal", "服务器内部错误，请稍后再试"))
 
         return guarded
@@ -146,11 +156,12 @@ def _asset_version() -> str:
 
 
 class Dashboard:
-    def __init__(self, store: Store, signer: SessionSigner, limiter: FailureLimiter):
+    def __init__(self, store: Store, signer: SessionSigner, guard: SecretGuard, body_limit: int):
         self.store = store
         self.catalog = store.catalog
         self.signer = signer
-        self.limiter = limiter
+        self.guard = guard
+        self.body_limit = body_limit
         self.portraits = PortraitService(
             store, S.portrait_body, max_cached=MAX_CACHED_ANSWERS, render_trend=S.trend_body
         )
@@ -272,24 +283,24 @@ class Dashboard:
             raise DashboardError(400, "bad_filter", f"筛选条件不正确：{err}") from None
         return S.with_appid(app.appid, body)
 
-    def authenticate(self, client: str, appid: str, secret: str) -> App:
-        wait = self.limiter.retry_after(client)
-        if wait > 0:
-            seconds = int(wait) + 1
+    async def authenticate(self, client: str, appid: str, secret: str) -> App:
+        """The app whose secret this is; throttled (429) after repeated failures (SecretGuard).
+
+        One message for an unknown appid and a wrong secret: no appid enumeration.
+        """
+        if len(secret) > MAX_CREDENTIAL_CHARS:
+            secret = ""  # never matches, and costs the same as any other guess
+        outcome = await self.guard.verify(client, appid, secret)
+        if outcome.verdict is Verdict.THROTTLED:
+            seconds = int(outcome.retry_after) + 1
             raise DashboardError(
                 429,
                 "too_many_attempts",
                 f"登录失败次数过多，请 {seconds} 秒后再试",
                 {"retry-after": str(seconds)},
             )
-        app = self.catalog.get(appid) if appid else None
-        if (
-            app is None
-            or len(secret) > MAX_CREDENTIAL_CHARS
-            or not self.catalog.check_secret(appid, secret)
-        ):
-            self.limiter.failed(client)
-            # one message for an unknown appid and a wrong secret: no appid enumeration
+        app = self.catalog.get(appid) if outcome.verdict is Verdict.OK else None
+        if app is None:
             raise DashboardError(401, "invalid_credentials", "AppID 或 AppSecret 不正确")
         return app
 
@@ -308,15 +319,25 @@ class Dashboard:
                 429: {"model": S.ErrorOut, "description": "Too many failed sign-ins"},
                 400: ERRORS[400],
             },
+            # the body is parsed by the shared parser (capped, strict UTF-8, no lone surrogates)
+            openapi_extra={
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": S.SignIn.model_json_schema()}},
+                }
+            },
         )
-        async def sign_in(request: Request, creds: S.SignIn) -> Response:
+        async def sign_in(request: Request) -> Response:
             if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
                 # JSON only: a cross-site form cannot post it without a CORS preflight
                 raise DashboardError(400, "bad_request", "请求格式不正确")
+            try:
+                creds = S.SignIn.model_validate(await json_body(request, self.body_limit))
+            except ValidationError:
+                raise DashboardError(400, "bad_request", "请求格式不正确") from None
             # behind a trusted proxy, the visitor's address (as for /collect)
             client = client_ip(request, getattr(request.app.state, "trusted_proxies", ())) or "-"
-            appid = creds.appid.strip()
-            app = await run_in_threadpool(self.authenticate, client, appid, creds.secret)
+            app = await self.authenticate(client, creds.appid.strip(), creds.secret)
             value = self.signer.issue(app.appid, epoch=app.epoch)
             session = self.signer.check(value)
             # the other apps this browser is signed in to stay signed in
@@ -454,42 +475,22 @@ class Dashboard:
                 headers={"content-disposition": f'attachment; filename="{name}"'},
             )
 
-        # other methods get our error shape too, not the framework's {"detail": ...}
-        all_methods = {"GET", "POST", "PUT", "PATCH", "DELETE"}
-        for path, allowed in (
-            ("/session", {"GET", "POST", "DELETE"}),
-            ("/sessions", {"GET"}),
-            ("/portrait", {"GET"}),
-            ("/portrait.csv", {"GET"}),
-            ("/trend", {"GET"}),
-        ):
-            r.add_api_route(
-                path,
-                _method_not_allowed(allowed),
-                methods=sorted(all_methods - allowed),
-                include_in_schema=False,
-            )
         return r
-
-
-def _method_not_allowed(allowed: set[str]):
-    async def endpoint() -> Response:
-        raise DashboardError(
-            405, "method_not_allowed", "不支持的请求方法", {"allow": ", ".join(sorted(allowed))}
-        )
-
-    return endpoint
 
 
 def _yesterday(app: App) -> date:
     return datetime.now(app.tz).date() - timedelta(days=1)
 
 
-def install_dashboard(app: FastAPI, store: Store) -> None:
-    """Adds the page at ``/``, its assets at ``/static`` and its API at ``/api/v1``."""
-    dash = Dashboard(
-        store, SessionSigner(load_key(store.dir)), FailureLimiter(SIGN_IN_FAILURES_PER_MINUTE)
-    )
+def install_dashboard(
+    app: FastAPI, store: Store, guard: SecretGuard, body_limit: int, session_ttl: int
+) -> None:
+    """Adds the page at ``/``, its assets at ``/static`` and its API at ``/api/v1``.
+
+    Every response other than the WeChat routes' carries :data:`PAGE_HEADERS`' security headers
+    (see :class:`weanalysis.api.app.SecurityHeaders`), ``/static`` included.
+    """
+    dash = Dashboard(store, SessionSigner(load_key(store.dir), session_ttl), guard, body_limit)
     app.state.dashboard = dash
     app.include_router(dash.router())
 

@@ -1,109 +1,70 @@
 """The WeChat-compatible routes: /cgi-bin/token, /cgi-bin/stable_token, the portrait datacube.
 
 Every answer is HTTP 200 with ``application/json; encoding=utf-8``; errors are WeChat's
-``{"errcode", "errmsg"}`` (SPEC.md section 5). Handlers only parse, call the core, serialise.
+``{"errcode", "errmsg"}`` (SPEC.md section 5), for every method and every path under
+``/cgi-bin/`` and ``/datacube/``. Handlers only parse, call the core, serialise; request
+parsing is :mod:`weanalysis.api.request`, the error guard :mod:`weanalysis.api.wechat_answer`.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime, timedelta
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from weanalysis.api.body import BodyTooLarge, read_capped
-from weanalysis.auth.tokens import TokenService, TokenState
+from weanalysis.api.request import app_of_token, client_ip, json_body
+from weanalysis.api.wechat_answer import CONTENT_TYPE, guarded, route, wechat_response
+from weanalysis.auth.guard import SecretGuard, Verdict
+from weanalysis.auth.tokens import TokenService
 from weanalysis.portrait.explore import Explore
 from weanalysis.portrait.imported import NotImported
 from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PortraitService
 from weanalysis.store import Catalog
-from weanalysis.store.integrity import DamagedFileError
 from weanalysis.store.snapshot import WindowBeforeRetention
 from weanalysis.wechat import errors as E
 from weanalysis.wechat.dialect import span_ok
 
-CONTENT_TYPE = "application/json; encoding=utf-8"
 RETENTION_DETAIL = "begin_date is before the records kept by the app's retention policy"
-log = logging.getLogger("weanalysis.api")
-
-
-def wechat_response(
-    body: bytes | dict, errcode: int = 0, request: Request | None = None
-) -> Response:
-    if request is not None:
-        request.state.errcode = errcode
-    if isinstance(body, dict):
-        body = orjson.dumps(body)
-    return Response(body, status_code=200, headers={"content-type": CONTENT_TYPE})
-
-
-def wechat_error(request: Request, err: E.WeChatError) -> Response:
-    if err.hint:
-        request.state.hint = err.hint
-    return wechat_response(E.error_body(err.errcode, err.detail), err.errcode, request)
+__all__ = ["CONTENT_TYPE", "WeChatRoutes"]
 
 
 class WeChatRoutes:
-    def __init__(self, catalog: Catalog, tokens: TokenService, portraits: PortraitService):
+    def __init__(
+        self,
+        catalog: Catalog,
+        tokens: TokenService,
+        portraits: PortraitService,
+        guard: SecretGuard,
+        body_limit: int,
+        trusted_proxies: tuple[str, ...] = (),
+    ):
         self.catalog = catalog
         self.tokens = tokens
         self.portraits = portraits
+        self.guard = guard
+        self.body_limit = body_limit
+        self.trusted_proxies = trusted_proxies
 
     def routes(self) -> list[Route]:
-        any_method = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+        # every method (TRACE, PROPFIND, ...) reaches a handler, which answers in WeChat's
+        # shape; a path no route matches is answered by the app's 404 handler, in it too
         return [
-            Route("/cgi-bin/token", self._guard(self.token), methods=any_method),
-            Route("/cgi-bin/stable_token", self._guard(self.stable_token), methods=any_method),
-            Route(
-                "/datacube/getweanalysisappiduserportrait",
-                self._guard(self.user_portrait),
-                methods=any_method,
-            ),
-            Route("/cgi-bin/{rest:path}", self._guard(self.unknown), methods=any_method),
-            Route("/datacube/{rest:path}", self._guard(self.unknown), methods=any_method),
+            route("/cgi-bin/token", guarded(self.token)),
+            route("/cgi-bin/stable_token", guarded(self.stable_token)),
+            route("/datacube/getweanalysisappiduserportrait", guarded(self.user_portrait)),
+            route("/cgi-bin/{rest:path}", guarded(self.unknown)),
+            route("/datacube/{rest:path}", guarded(self.unknown)),
         ]
-
-    def _guard(self, handler):
-        """One error handler for the family: WeChat errors as bodies, anything else as -1."""
-
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except E.WeChatError as err:
-                return wechat_error(request, err)
-            except DamagedFileError as err:  # never a wrong number: -1, and the file in the log
-                log.error("%s %s: %s", request.method, request.url.path, err)
-                return wechat_error(request, E.WeChatError(E.SYSTEM_ERROR, f"damaged {err.path}"))
-            except Exception:  # never a traceback or an HTML page to a client
-                log.exception("unexpected error on %s %s", request.method, request.url.path)
-                return wechat_error(request, E.WeChatError(E.SYSTEM_ERROR))
-
-        return endpoint
 
     # -- helpers ---------------------------------------------------------------------------
 
-    @staticmethod
-    async def _json_object(request: Request) -> dict:
-        try:
-            raw = await read_capped(request)
-        except BodyTooLarge:
-            raise E.WeChatError(E.DATA_FORMAT_ERROR, "body too large") from None
-        if not raw.strip():
-            raise E.WeChatError(E.EMPTY_POST_DATA)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise E.WeChatError(E.DATA_FORMAT_ERROR, "not JSON") from None
-        if not isinstance(body, dict):
-            raise E.WeChatError(E.DATA_FORMAT_ERROR, "not a JSON object")
-        return body
-
-    def _credentials(self, appid: object, secret: object, grant_type: object) -> str:
+    async def _credentials(
+        self, request: Request, appid: object, secret: object, grant_type: object
+    ) -> str:
         if grant_type != "client_credential":
             raise E.WeChatError(E.INVALID_GRANT_TYPE)
         if appid is None or appid == "":
@@ -112,9 +73,15 @@ class WeChatRoutes:
             raise E.WeChatError(E.APPSECRET_MISSING)
         if not isinstance(appid, str) or not isinstance(secret, str):
             raise E.WeChatError(E.DATA_FORMAT_ERROR, "appid and secret must be strings")
-        if self.catalog.get(appid) is None:
+        client = client_ip(request, self.trusted_proxies) or "-"
+        outcome = await self.guard.verify(client, appid, secret)
+        if outcome.verdict is Verdict.THROTTLED:
+            raise E.WeChatError(
+                E.RATE_LIMITED, f"too many failed secrets: retry in {outcome.retry_after:.0f}s"
+            )
+        if outcome.verdict is Verdict.UNKNOWN_APP:
             raise E.WeChatError(E.INVALID_APPID)
-        if not self.catalog.check_secret(appid, secret):
+        if outcome.verdict is Verdict.WRONG_SECRET:
             raise E.WeChatError(E.INVALID_APPSECRET)
         return appid
 
@@ -124,47 +91,37 @@ class WeChatRoutes:
         if request.method not in ("GET", "POST"):
             raise E.WeChatError(E.REQUIRE_GET)
         q = request.query_params
-        appid = await run_in_threadpool(
-            self._credentials, q.get("appid"), q.get("secret"), q.get("grant_type")
+        appid = await self._credentials(
+            request, q.get("appid"), q.get("secret"), q.get("grant_type")
         )
         issued = await run_in_threadpool(self.tokens.issue, appid)
         return wechat_response(
-            {"access_token": issued.token, "expires_in": issued.expires_in}, 0, request
+            request, {"access_token": issued.token, "expires_in": issued.expires_in}
         )
 
     async def stable_token(self, request: Request) -> Response:
         if request.method != "POST":
             raise E.WeChatError(E.REQUIRE_POST)
-        body = await self._json_object(request)
+        body = await json_body(request, self.body_limit)
         force = body.get("force_refresh", False)
         if force is None:
             force = False
         if not isinstance(force, bool):
             raise E.WeChatError(E.DATA_FORMAT_ERROR, "force_refresh must be a boolean")
-        appid = await run_in_threadpool(
-            self._credentials, body.get("appid"), body.get("secret"), body.get("grant_type")
+        appid = await self._credentials(
+            request, body.get("appid"), body.get("secret"), body.get("grant_type")
         )
         issued = await run_in_threadpool(self.tokens.stable, appid, force)
         return wechat_response(
-            {"access_token": issued.token, "expires_in": issued.expires_in}, 0, request
+            request, {"access_token": issued.token, "expires_in": issued.expires_in}
         )
-
-    def _app_of_token(self, token: str | None) -> str:
-        if not token:
-            raise E.WeChatError(E.ACCESS_TOKEN_MISSING)
-        check = self.tokens.check(token)
-        if check.state is TokenState.EXPIRED:
-            raise E.WeChatError(E.ACCESS_TOKEN_EXPIRED)
-        if check.state is not TokenState.VALID or self.catalog.get(check.appid) is None:
-            raise E.WeChatError(E.INVALID_CREDENTIAL)
-        return check.appid
 
     async def user_portrait(self, request: Request) -> Response:
         if request.method != "POST":
             raise E.WeChatError(E.REQUIRE_POST)
         # the common case (a kept answer) runs on the event loop: no thread hops
-        appid = self._app_of_token(request.query_params.get("access_token"))
-        body = await self._json_object(request)
+        appid = app_of_token(self.tokens, self.catalog, request.query_params.get("access_token"))
+        body = await json_body(request, self.body_limit)
         begin, end = _dates(body)
         app = self.catalog.get(appid)
         yesterday = datetime.now(app.tz).date() - timedelta(days=1)
@@ -179,8 +136,8 @@ class WeChatRoutes:
         except NotImported:  # an imported app without this window: no made-up zeros
             raise E.WeChatError(E.DATE_RANGE_ERROR, "window not imported") from None
         except WindowBeforeRetention as err:
-            raise E.WeChatError(E.DATE_RANGE_ERROR, str(err), RETENTION_DETAIL) from None
-        return wechat_response(doc, 0, request)
+            raise E.WeChatError(E.DATE_RANGE_ERROR, str(err), detail=RETENTION_DETAIL) from None
+        return wechat_response(request, doc)
 
     async def unknown(self, request: Request) -> Response:
         raise E.WeChatError(E.INVALID_URL)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import time
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import orjson
 
+from weanalysis.errors import StoreDamagedError
+
+log = logging.getLogger("weanalysis.auth")
 COOKIE_NAME = "weanalysis_session"
 KEY_FILE = "session.key"
 KEY_BYTES = 32
@@ -53,7 +57,13 @@ def load_key(data_dir: Path) -> bytes:
         key = path.read_bytes()
     except FileNotFoundError:
         tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:  # a read-only folder (a replica, a mounted backup)
+            log.warning(
+                "cannot create %s (%s): sessions end when the server stops", path, e.strerror
+            )
+            return secrets.token_bytes(KEY_BYTES)
         try:
             os.write(fd, secrets.token_bytes(KEY_BYTES))
             os.fsync(fd)
@@ -67,7 +77,9 @@ def load_key(data_dir: Path) -> bytes:
             tmp.unlink()
         key = path.read_bytes()
     if len(key) < KEY_BYTES:
-        raise ValueError(f"{path} is shorter than {KEY_BYTES} bytes: delete it to make a new one")
+        raise StoreDamagedError(
+            path, f"shorter than {KEY_BYTES} bytes: delete it to make a new one"
+        )
     return key
 
 

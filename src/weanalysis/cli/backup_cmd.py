@@ -20,7 +20,6 @@ def backup_cmd(ctx, dest: str, quiet: bool) -> None:
     backup in DEST are hard-linked from it, not copied. Every file is verified on the way.
     """
     from weanalysis.store.backup import BackupError, backup
-    from weanalysis.store.integrity import DamagedFileError
 
     src = data_dir(ctx.obj.get("data") if ctx.obj else None)
     bar = None
@@ -32,8 +31,6 @@ def backup_cmd(ctx, dest: str, quiet: bool) -> None:
         r = backup(src, dest, progress=bar.update if bar else None)
     except (BackupError, OSError) as e:
         fail(str(e))
-    except DamagedFileError as e:
-        fail(str(e), code=1)
     finally:
         if bar:
             bar.close()
@@ -61,13 +58,10 @@ def restore_cmd(ctx, source: str, target: str | None) -> None:
     weanalysis --data DIR serve; its portraits are those of the backed-up state.
     """
     from weanalysis.store.backup import BackupError, restore
-    from weanalysis.store.integrity import DamagedFileError
 
     dest = data_dir(target or (ctx.obj.get("data") if ctx.obj else None))
     try:
         r = restore(source, dest)
     except (BackupError, OSError) as e:
         fail(str(e))
-    except DamagedFileError as e:
-        fail(str(e), code=1)
     click.echo(f"restored {r.source} into {dest}: {r.files} files ({r.bytes / 2**20:.1f} MiB)")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 import orjson
 
-from weanalysis.settings import data_dir
+from weanalysis.errors import UserError
+from weanalysis.settings import data_dir, help_text
 from weanalysis.store import Store
 
 
@@ -25,20 +27,17 @@ def echo_json(obj: object, pretty: bool = False) -> None:
     sys.stdout.flush()
 
 
-def fail(message: str, code: int = 2) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+class UsageError(UserError):
+    """A command given what it cannot do (printed as one line, exit status 2)."""
+
+
+def fail(message: str) -> NoReturn:
+    raise UsageError(message)
 
 
 def listen_options(f):
     """--host and --port, shared by the commands that run the server."""
-    f = click.option(
-        "--port",
-        type=click.IntRange(1, 65535),
-        default=8000,
-        show_default=True,
-        help="Port to listen on.",
-    )(f)
-    return click.option(
-        "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
-    )(f)
+    f = click.option("--port", type=click.IntRange(1, 65535), default=None, help=help_text("port"))(
+        f
+    )
+    return click.option("--host", default=None, help=help_text("host"))(f)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from weanalysis import demo
+from weanalysis import demo, settings
 from weanalysis.cli import serve_cmd
 from weanalysis.cli.common import echo_json, fail, listen_options, open_store
 from weanalysis.ingest import Ingestor
@@ -60,6 +60,7 @@ def demo_cmd(ctx, users, days, seed, serve, host, port) -> None:
 
     Prints the dashboard's URL and the demo app's AppID and AppSecret to sign in with.
     """
+    host, port = settings.value("host", host), settings.value("port", port)
     if serve:
         _check_port_free(host, port)  # before a minute of work, not after
     store = open_store(ctx)

@@ -8,17 +8,19 @@ import sys
 import click
 import orjson
 
-from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.cli.common import echo_json, open_store
+from weanalysis.errors import StoreReadOnlyError
 from weanalysis.ingest import Ingestor, SourceError, Summary
 from weanalysis.records.readers import (
     DEFAULT_CHUNK_ROWS,
     FORMATS,
     Reject,
     check_readable,
+    check_source,
     detect_format,
+    is_regular,
 )
 from weanalysis.records.validate import KINDS, VISIT
-from weanalysis.store.integrity import DamagedFileError
 
 SHOWN_REJECTS = 5  # without --rejects, the first few are printed so the user sees why
 
@@ -73,20 +75,13 @@ def ingest(ctx, files, kind, fmt, as_json, rejects, chunk_rows, progress) -> Non
     """
     sources = []
     for path in files:
-        if path != "-":
-            if os.path.isdir(path):
-                fail(f"{path} is a directory, not a file")
-            if not os.path.isfile(path):
-                fail(f"no such file: {path}")
-            if not os.access(path, os.R_OK):
-                fail(f"cannot read {path}")
-        try:
-            f = detect_format(path, fmt)
-            check_readable(path, f)
-        except ValueError as e:
-            fail(str(e))
+        check_source(path)  # a FIFO or a device is read as a stream
+        f = detect_format(path, fmt)
+        check_readable(path, f)
         sources.append((path, f))
     store = open_store(ctx)
+    if store.catalog.read_only:
+        raise StoreReadOnlyError(store.dir, "ingest records")
     shown: list[Reject] = []
     if rejects == "-":
         rej_file = sys.stderr.buffer
@@ -99,7 +94,7 @@ def ingest(ctx, files, kind, fmt, as_json, rejects, chunk_rows, progress) -> Non
         elif len(shown) < SHOWN_REJECTS:
             shown.append(r)
 
-    total_bytes = sum(os.path.getsize(p) for p, _ in sources if p != "-")
+    total_bytes = sum(os.path.getsize(p) for p, _ in sources if p != "-" and is_regular(p))
     show = progress if progress is not None else sys.stderr.isatty()
     bar = None
     if show:
@@ -119,17 +114,12 @@ def ingest(ctx, files, kind, fmt, as_json, rejects, chunk_rows, progress) -> Non
         )
     except SourceError as e:
         error, total, per_file = str(e), e.total, e.per_file
-    except DamagedFileError as e:  # the store itself: stop with the file's name, no traceback
-        damaged = f"{e}; records of the chunks committed before are stored"
-        error, total, per_file = damaged, Summary(), []
     finally:
         ing.close()
         if bar:
             bar.close()
         if rej_file and rej_file is not sys.stderr.buffer:
             rej_file.close()
-    if error and error.startswith("damaged file"):
-        fail(error, code=1)
     report(total, per_file, as_json, rejects, shown, error)
     if error:
         sys.exit(2)

@@ -18,19 +18,27 @@ from weanalysis.cli import (
     serve_cmd,
     spark_cmd,
 )
-from weanalysis.settings import BY_NAME
+from weanalysis.errors import UserError
+from weanalysis.settings import help_text
 
-DATA = BY_NAME["data"]
+
+class Cli(click.Group):
+    """The one error handler of the command line: a user error is one line and exit status 2.
+
+    Every command raises :class:`~weanalysis.errors.UserError` (or a subclass) for what the user
+    can fix; nothing else is caught, so a bug still shows its traceback.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data",
-    "data",
-    metavar="DIR",
-    default=None,
-    help=f"{DATA.help} Default: ${DATA.env}, else {DATA.default}.",
-)
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", "data", metavar="DIR", default=None, help=help_text("data"))
 @click.version_option(package_name="weanalysis")
 @click.pass_context
 def cli(ctx: click.Context, data: str | None) -> None:

@@ -29,7 +29,6 @@ from weanalysis.portrait.imported import (
 )
 from weanalysis.portrait.query import DateFormatError, PortraitQuery, parse_date
 from weanalysis.store import Store
-from weanalysis.store.integrity import DamagedFileError
 from weanalysis.store.snapshot import WindowBeforeRetention
 from weanalysis.wechat.dialect import portrait_document, trend_document
 
@@ -124,8 +123,6 @@ def portrait(ctx, appid, begin, end, where, min_users, crosstab, compare, pretty
         fail(str(err))
     except NotImported:
         fail(f"no portrait was imported for {appid} {q.ref_date} (weanalysis portraits import)")
-    except DamagedFileError as err:
-        fail(str(err), code=1)
     echo_json(portrait_document(result), pretty=pretty)
 
 
@@ -161,6 +158,4 @@ def trend_cmd(ctx, appid, begin, end, dim, users, where, min_users, pretty) -> N
         t = trend(EmbeddedSource.of(store, appid), PortraitQuery.of(appid, b, e), d, users, seg, k)
     except (ExploreError, WindowBeforeRetention) as err:
         fail(str(err))
-    except DamagedFileError as err:
-        fail(str(err), code=1)
     echo_json(trend_document(t), pretty=pretty)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from weanalysis.errors import StoreError, WeanalysisError
 from weanalysis.ingest import ACCEPTED, DUPLICATE, FILTERED, Ingestor
 from weanalysis.records.readers import rows_to_chunk
 from weanalysis.records.validate import KINDS, PROFILE, VISIT
@@ -58,7 +59,7 @@ class Outcome:
         }
 
 
-class Closed(RuntimeError):
+class Closed(WeanalysisError, RuntimeError):
     """The committer is shutting down: the request was not stored; send it again later."""
 
 
@@ -116,8 +117,11 @@ class GroupCommitter:
             try:
                 outcomes = self._store(group)
             except Exception as e:  # nothing of the group is acknowledged; clients re-send
-                log.exception("group commit of %d requests failed", len(group))
                 self._counts.clear()  # nothing was stored: nothing to count
+                if isinstance(e, StoreError):  # read-only or damaged folder: the message says it
+                    log.error("group commit of %d requests failed: %s", len(group), e)
+                else:
+                    log.exception("group commit of %d requests failed", len(group))
                 for sub in group:
                     sub.future.set_exception(e)
                 continue

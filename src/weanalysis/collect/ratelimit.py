@@ -7,13 +7,21 @@ import time
 
 
 class RateLimiter:
-    """``rate`` requests per second per key, bursts up to ``burst``; 0 disables the limit."""
+    """``rate`` requests per second per key, bursts up to ``burst``; 0 disables the limit.
 
-    def __init__(self, rate: float, burst: float | None = None, max_keys: int = 100_000):
+    Only keys whose bucket is not full are remembered: a full bucket is the same as no bucket.
+    The map is swept of full buckets when it has doubled since the last sweep, or when the
+    time a bucket takes to refill has passed since then; so it holds about the keys seen in the
+    last ``burst / rate`` seconds (2 s by default), whatever the churn, and a limited client is
+    never forgotten because many others came by.
+    """
+
+    def __init__(self, rate: float, burst: float | None = None):
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, 2 * rate)
-        self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._sweep_at = 1024
+        self._swept = 0.0
         self._lock = threading.Lock()
 
     def allow(self, key: str, now: float | None = None) -> bool:
@@ -26,7 +34,22 @@ class RateLimiter:
             if tokens < 1:
                 self._buckets[key] = (tokens, now)
                 return False
-            if len(self._buckets) >= self.max_keys and key not in self._buckets:
-                self._buckets.clear()  # a flood of keys: forget them all rather than grow
             self._buckets[key] = (tokens - 1, now)
+            n = len(self._buckets)
+            if n >= self._sweep_at or (n > 1024 and now - self._swept > self.burst / self.rate):
+                self._sweep(now)
             return True
+
+    def _sweep(self, now: float) -> None:
+        full = [
+            k
+            for k, (tokens, last) in self._buckets.items()
+            if tokens + (now - last) * self.rate >= self.burst
+        ]
+        for k in full:
+            del self._buckets[k]
+        self._sweep_at = max(1024, 2 * len(self._buckets))
+        self._swept = now
+
+    def __len__(self) -> int:
+        return len(self._buckets)

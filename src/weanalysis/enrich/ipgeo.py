@@ -29,7 +29,9 @@ from types import ModuleType
 
 import numpy as np
 
+from weanalysis import settings
 from weanalysis.dims import regions
+from weanalysis.errors import SettingError
 
 __all__ = [
     "XDB_ENV",
@@ -69,7 +71,7 @@ def _import_ip2region_util() -> ModuleType:
 xdb_util = _import_ip2region_util()
 
 # Environment variable naming another .xdb file (e.g. newer upstream data) for get_locator().
-XDB_ENV = "WEANALYSIS_IP2REGION_XDB"
+XDB_ENV = settings.BY_NAME["ip2region_xdb"].env
 
 # One segment index block of an IPv4 xdb (2.0, and 3.0 with IPv4): 14 bytes, little-endian.
 _SEGMENT = np.dtype([("start", "<u4"), ("end", "<u4"), ("dlen", "<u2"), ("dptr", "<u4")])
@@ -245,5 +247,13 @@ def get_locator() -> IpLocator:
     if _locator is None:
         with _lock:
             if _locator is None:
-                _locator = IpLocator(os.environ.get(XDB_ENV) or None)
+                path = settings.value("ip2region_xdb") or None
+                try:
+                    _locator = IpLocator(path)
+                except (OSError, ValueError) as e:
+                    if path is None:
+                        raise
+                    raise SettingError(
+                        f"ip2region_xdb (${XDB_ENV}) = {path!r}: not a usable xdb file ({e})"
+                    ) from None
     return _locator

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from weanalysis.dims import BY_LIST, BY_SPELLING, DIMENSIONS, UNKNOWN, Dimension
+from weanalysis.errors import InputError
 from weanalysis.portrait.engine import (
     UserValues,
     column_size,
@@ -39,7 +40,7 @@ SPELLINGS = ", ".join(
 )
 
 
-class ExploreError(ValueError):
+class ExploreError(InputError):
     """A request naming an unknown dimension or value; the message says which."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from weanalysis.errors import InputError
 from weanalysis.portrait.explore import Explore, ExploreError, previous_window
 from weanalysis.portrait.query import DateFormatError, PortraitQuery, PortraitResult, parse_date
 from weanalysis.portrait.withhold import withhold_result
@@ -35,7 +36,7 @@ class NotImported(LookupError):
     """The app is imported and this window is not among its imported windows."""
 
 
-class ImportRefused(ValueError):
+class ImportRefused(InputError):
     """An import that cannot be done; the message says why (nothing was imported)."""
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from weanalysis.dims import LISTS
+from weanalysis.errors import InputError
 from weanalysis.store.days import day_date, day_number
 
 # ASCII digits only (\d would take full-width ones), no surrounding blanks
@@ -14,7 +15,7 @@ DATE_RE = re.compile(r"^([0-9]{4})-?([0-9]{2})-?([0-9]{2})$")
 MIN_YEAR = 1970
 
 
-class DateFormatError(ValueError):
+class DateFormatError(InputError):
     """A date that is missing, not yyyymmdd / yyyy-mm-dd, or not a real date."""
 
 

@@ -209,9 +209,14 @@ def _time_range_errors(ms: np.ndarray, valid: np.ndarray, now_ms: int) -> np.nda
 
 
 def parse_id_column(
-    col: Column, parse: ParseFn, limit: int, check_control: bool
+    col: Column, parse: ParseFn, limit: int, need_visible: bool
 ) -> tuple[pa.Array, np.ndarray]:
-    """openid/event_id: validated strings as a pyarrow string array (nulls where absent)."""
+    """openid/event_id: validated strings as a pyarrow string array (nulls where absent).
+
+    The same rules as ``parse`` (the per-value parser, used for other column types): at most
+    ``limit`` characters, no control or bidi-override characters, and with ``need_visible`` a
+    visible character.
+    """
     col = _combine(col)
     if isinstance(col, pa.Array) and (
         pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
@@ -220,10 +225,12 @@ def parse_id_column(
         errs = _no_errors(n)
         lengths = pc.fill_null(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
         errs[lengths > limit] = f"longer than {limit} characters"
-        if check_control:
-            ctrl = pc.fill_null(pc.match_substring_regex(col, r"[\x00-\x1f\x7f]"), False)
-            errs[ctrl.to_numpy(zero_copy_only=False)] = "contains control characters"
         empty = lengths == 0
+        if need_visible:
+            visible = pc.fill_null(pc.match_substring_regex(col, fields.VISIBLE_RE2), True)
+            errs[~visible.to_numpy(zero_copy_only=False) & ~empty] = fields.INVISIBLE_REASON
+        unsafe = pc.fill_null(pc.match_substring_regex(col, fields.UNSAFE_RE2), False)
+        errs[unsafe.to_numpy(zero_copy_only=False)] = fields.UNSAFE_REASON
         out = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), col.cast(pa.string()))
         return out, errs
     if isinstance(col, pa.Array):

@@ -12,9 +12,11 @@ import ipaddress
 import math
 import re
 import time as _time
+import unicodedata
 from datetime import datetime
 
 from weanalysis import dims
+from weanalysis.errors import InputError
 
 MAX_APPID_CHARS = 64
 MAX_OPENID_CHARS = 128
@@ -32,7 +34,17 @@ MIN_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 TOO_EARLY = "before 2000 (a default value, or the wrong unit?)"
 
 APPID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters and the bidirectional controls that reorder what follows them on screen
+# ("\u202eRTL" shows reversed): refused in every text field. The same set as an RE2 pattern, for
+# the columnar (pyarrow) path.
+UNSAFE_CHARS = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+CONTROL_RE = re.compile(f"[{UNSAFE_CHARS}]")
+UNSAFE_RE2 = r"[\x00-\x1f\x7f-\x{9f}\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]"
+UNSAFE_REASON = "contains control or bidirectional-override characters"
+# A visible character: not a space, separator, control, format (zero-width) or unassigned one.
+VISIBLE_RE2 = r"[^\s\p{Z}\p{C}]"
+INVISIBLE_REASON = "has no visible character (only spaces or zero-width characters)"
+INVISIBLE_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"}
 NUMBER_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
 
 GENDER_WORDS = {
@@ -48,7 +60,7 @@ GENDER_WORDS = {
 }
 
 
-class FieldError(ValueError):
+class FieldError(InputError):
     """A field value that cannot be accepted; ``str(err)`` is the reason."""
 
 
@@ -79,8 +91,17 @@ def parse_appid(value: object) -> str | None:
     return s
 
 
+def has_visible(text: str) -> bool:
+    return any(
+        not c.isspace() and unicodedata.category(c) not in INVISIBLE_CATEGORIES for c in text
+    )
+
+
 def parse_openid(value: object) -> str | None:
-    """The user id: 1-128 characters, no control characters. Not stripped: ids are opaque."""
+    """The user id: 1-128 characters with a visible one, no control or bidi-override characters.
+
+    Not stripped: ids are opaque.
+    """
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -88,7 +109,9 @@ def parse_openid(value: object) -> str | None:
     if len(value) > MAX_OPENID_CHARS:
         raise FieldError(f"longer than {MAX_OPENID_CHARS} characters")
     if CONTROL_RE.search(value):
-        raise FieldError("contains control characters")
+        raise FieldError(UNSAFE_REASON)
+    if not has_visible(value):
+        raise FieldError(INVISIBLE_REASON)
     return value
 
 
@@ -99,6 +122,8 @@ def parse_event_id(value: object) -> str | None:
         raise FieldError(f"must be a string, not {_type_name(value)}")
     if len(value) > MAX_EVENT_ID_CHARS:
         raise FieldError(f"longer than {MAX_EVENT_ID_CHARS} characters")
+    if CONTROL_RE.search(value):
+        raise FieldError(UNSAFE_REASON)
     return value
 
 
@@ -207,6 +232,10 @@ def _bounded_text(limit: int):
         s = _string(value)
         if len(s) > limit:
             raise FieldError(f"longer than {limit} characters")
+        if CONTROL_RE.search(s):
+            raise FieldError(UNSAFE_REASON)
+        if not has_visible(s):
+            return None  # only zero-width characters: as absent as a blank value
         return s
 
     return parse

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from weanalysis.errors import InputError
 
 FIELDS = (
     "appid",
@@ -47,6 +51,10 @@ SUFFIX_FORMATS = {
 DEFAULT_CHUNK_ROWS = 1_000_000
 # Original text kept in a reject is cut here, so a huge garbage line cannot flood the file.
 MAX_REJECT_TEXT = 4096
+
+
+class ReaderError(InputError):
+    """A whole input file that cannot be read (its name is in the message)."""
 
 
 @dataclass
@@ -79,13 +87,13 @@ class RawChunk:
 def detect_format(path: str, fmt: str | None) -> str:
     if fmt:
         if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+            raise ReaderError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
         return fmt
     if path == "-":
         return "jsonl"
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_FORMATS:
-        raise ValueError(
+        raise ReaderError(
             f"cannot tell the format of {path!r} from its extension; use --format "
             f"({', '.join(FORMATS)})"
         )
@@ -128,6 +136,12 @@ def read_records(
             yield from read_jsonl(src, "-", chunk_rows)
         return
     if fmt == "parquet":
+        if not is_regular(path):  # a FIFO or a device: Parquet is read from its end
+            with open(path, "rb") as f:
+                data = f.read()
+            count(len(data))
+            yield from read_parquet(pa.BufferReader(data), chunk_rows, path)
+            return
         yield from read_parquet(path, chunk_rows, path, count)
         return
     with open(path, "rb", buffering=0) as raw:
@@ -138,15 +152,37 @@ def read_records(
             yield from read_jsonl(f, path, chunk_rows)
 
 
+def is_regular(path: str) -> bool:
+    return stat.S_ISREG(os.stat(path).st_mode)
+
+
+def check_source(path: str) -> None:
+    """A path the readers can read: a regular file, or a FIFO or device read as a stream."""
+    if path == "-":
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ReaderError(f"no such file: {path}") from None
+    except OSError as e:
+        raise ReaderError(f"cannot read {path}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise ReaderError(f"{path} is a directory, not a file")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+        raise ReaderError(f"{path} is not a file, a FIFO or a device")
+    if not os.access(path, os.R_OK):
+        raise ReaderError(f"cannot read {path}: permission denied")
+
+
 def check_readable(path: str, fmt: str) -> None:
     """Fail early, before anything is stored, on a file that cannot be read in its format."""
-    if path == "-":
+    if path == "-" or not is_regular(path):  # a stream is checked as it is read
         return
     if fmt == "parquet":
         try:
             pq.ParquetFile(path).close()
         except (pa.ArrowException, OSError) as e:
-            raise ValueError(f"{path}: not a readable Parquet file ({e})") from None
+            raise ReaderError(f"{path}: not a readable Parquet file ({e})") from None
 
 
 def _cut(text: str) -> str:
@@ -208,7 +244,7 @@ def read_jsonl(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]
         try:
             items = orjson.loads(f.read())
         except orjson.JSONDecodeError as e:
-            raise ValueError(
+            raise ReaderError(
                 f"{source}: starts like a JSON array but is not valid JSON ({e})"
             ) from None
         if isinstance(items, list):
@@ -239,29 +275,42 @@ def read_csv(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]:
 def _read_csv_text(
     text: io.TextIOWrapper, f: IO[bytes], source: str, chunk_rows: int
 ) -> Iterator[RawChunk]:
-    reader = csv.reader(text)
+    # strict: an unterminated quoted field (or text after a closing quote) is an error, so the
+    # row is rejected instead of swallowing the rest of the file into one cell
+    reader = csv.reader(text, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return
     except (UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"{source}: cannot read the CSV header: {e}") from None
+        raise ReaderError(f"{source}: cannot read the CSV header: {e}") from None
     header = [h.strip() for h in header]
     if not _is_utf8(",".join(header)):
-        raise ValueError(f"{source}: the CSV header is not UTF-8 text (save the file as UTF-8)")
+        raise ReaderError(f"{source}: the CSV header is not UTF-8 text (save the file as UTF-8)")
+    named = [h for h in header if h]
+    twice = sorted({h for h in named if named.count(h) > 1})
+    if twice:
+        raise ReaderError(
+            f"{source}: the CSV header names {', '.join(map(repr, twice))} more than once "
+            "(which column is meant?)"
+        )
     rows: list[dict] = []
     lines: list[int] = []
     texts: list[str] = []
     rejects: list[Reject] = []
     while True:
+        start = reader.line_num + 1
         try:
             cells = next(reader)
         except StopIteration:
             break
         except UnicodeDecodeError as e:
-            raise ValueError(f"{source}: not UTF-8 near line {reader.line_num + 1}: {e}") from None
+            raise ReaderError(f"{source}: not UTF-8 near line {start}: {e}") from None
         except csv.Error as e:
-            rejects.append(Reject(source, reader.line_num, f"malformed CSV: {e}", "", "csv"))
+            reason = f"malformed CSV: {e}"
+            if str(e) == "unexpected end of data":
+                reason = 'malformed CSV: a quoted field is never closed (missing ")'
+            rejects.append(Reject(source, start, reason, "", "csv"))
             continue
         lineno = reader.line_num
         if not cells or all(not c.strip() for c in cells):
@@ -298,7 +347,7 @@ def read_parquet(
     try:
         pf = pq.ParquetFile(where)
     except (pa.ArrowException, OSError) as e:
-        raise ValueError(f"{source}: not a readable Parquet file ({e})") from None
+        raise ReaderError(f"{source}: not a readable Parquet file ({e})") from None
     names = [n for n in pf.schema_arrow.names if n in FIELDS]
     total_rows = max(pf.metadata.num_rows, 1)
     total_bytes = Path(where).stat().st_size if isinstance(where, str) else 0

@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from weanalysis import dims
+from weanalysis.errors import UserError
 from weanalysis.portrait.query import PortraitQuery, PortraitResult
 from weanalysis.records.readers import FORMATS, detect_format
 from weanalysis.spark import catalogue
@@ -57,7 +58,7 @@ UNDATED_SLOT = 1  # day d sits on slot d + 2; an undated profile before every da
 SETS = {0: "new", 1: "active"}
 
 
-class JobError(Exception):
+class JobError(UserError):
     """Bad input for the job (no such file, unreadable file...): one line for the user."""
 
 

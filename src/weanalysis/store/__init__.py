@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from weanalysis.errors import StoreError
 from weanalysis.store.catalog import App, Catalog, CatalogError
 from weanalysis.store.snapshot import AppSnapshot
 from weanalysis.store.writer import Batch, CommitResult, Writer
@@ -26,8 +27,15 @@ class Store:
 
     def __init__(self, data_dir: Path | str):
         self.dir = Path(data_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "apps").mkdir(exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "apps").mkdir(exist_ok=True)
+        except FileExistsError:
+            raise StoreError(f"cannot use {self.dir} as the data folder: not a folder") from None
+        except OSError as e:
+            if not (self.dir / "apps").is_dir():  # a read-only folder that has it is fine
+                why = e.strerror
+                raise StoreError(f"cannot use {self.dir} as the data folder: {why}") from None
         self.catalog = Catalog(self.dir / "catalog.sqlite")
 
     def close(self) -> None:

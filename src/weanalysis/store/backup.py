@@ -28,6 +28,7 @@ from pathlib import Path
 
 import orjson
 
+from weanalysis.errors import UserError
 from weanalysis.store import files
 from weanalysis.store.integrity import DamagedFileError, file_checksum, named_files
 from weanalysis.store.snapshot import MANIFEST, read_manifest
@@ -42,7 +43,7 @@ EXTRA_FILES = ("session.key", "device-names.json")  # copied when present
 CHUNK = 4 << 20
 
 
-class BackupError(RuntimeError):
+class BackupError(UserError):
     """A backup or restore that cannot be done; the message says why."""
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import os
 import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from weanalysis.errors import InputError, StoreDamagedError, StoreReadOnlyError
 from weanalysis.records import fields
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -66,7 +69,7 @@ APP_COLUMNS = "appid, timezone, created_at, retention_days, secret_epoch"
 MAX_RETENTION_DAYS = 100 * 366
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A request about apps that cannot be done; the message says why."""
 
 
@@ -84,7 +87,16 @@ class App:
 
 
 def _hash_secret(secret: str, salt: bytes) -> bytes:
-    return hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), salt, PBKDF2_ROUNDS)
+    # surrogatepass: a secret with a lone surrogate (never a registered one) just does not match
+    return hashlib.pbkdf2_hmac(
+        "sha256", secret.encode("utf-8", "surrogatepass"), salt, PBKDF2_ROUNDS
+    )
+
+
+# An unknown appid is checked against this, so that it costs the same time as a wrong secret
+# (the answer's timing does not tell which appids exist).
+_DUMMY_SALT = secrets.token_bytes(16)
+_DUMMY_HASH = _hash_secret(secrets.token_urlsafe(16), _DUMMY_SALT)
 
 
 def check_secret_text(secret: str) -> None:
@@ -104,16 +116,67 @@ def check_timezone(name: str) -> str:
     return name
 
 
+def _connect(target: str | Path, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(
+        target, timeout=30, isolation_level=None, check_same_thread=False, uri=uri
+    )
+
+
+def _raise_if_read_only(e: sqlite3.OperationalError, path: Path) -> None:
+    if getattr(e, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+        raise StoreReadOnlyError(path.parent, "change the app registry or tokens") from None
+
+
 class Catalog:
+    """The app registry. On a folder this process cannot write (a read-only replica, a mounted
+    backup) it opens read-only: reads work, writes raise :class:`StoreReadOnlyError`."""
+
     def __init__(self, path: Path):
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        self.read_only = False
         self._cache: dict[str, App | None] = {}
-        self._data_version = self._read_data_version()
+        self._data_version: int | None = None  # SQLite's data_version, read on first refresh
         self.generation = 0  # bumped whenever another process changed the catalog
+        if path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            self.db = (
+                self._open_read_only()
+            )  # access() says EROFS on a read-only mount, even to root
+            return
+        try:
+            self.db = _connect(path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                raise
+            if not path.exists():
+                raise StoreReadOnlyError(path.parent, f"create {path.name} ({e})") from None
+            self.db = self._open_read_only()
+        except sqlite3.DatabaseError as e:  # not a database: garbage, zeroed, truncated header
+            raise StoreDamagedError(path, str(e)) from None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Read-only; ``immutable`` when the WAL's index cannot be created beside the file."""
+        self.read_only = True
+        base = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        for uri in (base, base + "&immutable=1"):
+            db = _connect(uri, uri=True)
+            try:
+                (version,) = db.execute("PRAGMA user_version").fetchone()
+            except sqlite3.OperationalError:
+                db.close()
+                continue
+            except sqlite3.DatabaseError as e:
+                db.close()
+                raise StoreDamagedError(self.path, str(e)) from None
+            if version != len(MIGRATIONS):
+                db.close()
+                raise StoreReadOnlyError(
+                    self.path.parent, "upgrade its catalog (open it once where it is writable)"
+                )
+            return db
+        raise StoreReadOnlyError(self.path.parent, f"read {self.path.name}")
 
     def _read_data_version(self) -> int:
         return self.db.execute("PRAGMA data_version").fetchone()[0]
@@ -123,7 +186,9 @@ class Catalog:
         removed, a secret rotated, a time zone set); returns :attr:`generation`. One cheap
         query (SQLite's ``data_version``)."""
         v = self._read_data_version()
-        if v != self._data_version:
+        if self._data_version is None:
+            self._data_version = v
+        elif v != self._data_version:
             self._data_version = v
             self._cache.clear()
             self.generation += 1
@@ -137,7 +202,13 @@ class Catalog:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, taken at once (BEGIN IMMEDIATE), rolled back on any error."""
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.read_only:
+            raise StoreReadOnlyError(self.path.parent, "change the app registry or tokens")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            _raise_if_read_only(e, self.path)
+            raise
         try:
             yield self.db
         except BaseException:
@@ -158,12 +229,27 @@ class Catalog:
         self.db.close()
 
     def add_app(self, appid: str, secret: str, timezone: str = DEFAULT_TIMEZONE) -> App:
+        if self.read_only:
+            raise StoreReadOnlyError(self.path.parent, f"register {appid!r}")
         try:
             appid_ok = fields.parse_appid(appid)
         except fields.FieldError as e:
             raise CatalogError(f"appid {appid!r}: {e}") from None
         if appid_ok is None or appid_ok != appid:
             raise CatalogError(f"appid {appid!r}: must be 1-64 characters of A-Z a-z 0-9 _ -")
+        if not appid[0].isalnum():
+            # "-rf" reads as an option to every command that is given the appid (and to rm)
+            raise CatalogError(f"appid {appid!r}: must start with a letter or a digit")
+        same = self.db.execute(
+            "SELECT appid FROM apps WHERE lower(appid) = lower(?)", (appid,)
+        ).fetchone()
+        if same is not None and same[0] != appid:
+            # each app has a folder named by its appid: on a case-insensitive file system
+            # (macOS, Windows) the two would be one folder
+            raise CatalogError(
+                f"appid {appid!r}: app {same[0]!r} exists already, and appids that differ "
+                "only by case would share one folder on some file systems"
+            )
         check_secret_text(secret)
         check_timezone(timezone)
         salt = secrets.token_bytes(16)
@@ -177,6 +263,9 @@ class Catalog:
             )
         except sqlite3.IntegrityError:
             raise CatalogError(f"app {appid!r} exists already") from None
+        except sqlite3.OperationalError as e:
+            _raise_if_read_only(e, self.path)
+            raise
         self._changed()
         return App(appid, timezone, now, None, epoch)
 
@@ -252,9 +341,10 @@ class Catalog:
         self._changed()
 
     def check_secret(self, appid: str, secret: str) -> bool:
+        """Whether ``secret`` is the app's; the same work (one PBKDF2) for an unknown appid."""
         row = self.db.execute(
-            "SELECT secret_salt, secret_hash FROM apps WHERE appid = ?", (appid,)
+            "SELECT secret_salt, secret_hash FROM apps WHERE appid = ?",
+            (appid.encode("utf-8", "surrogatepass").decode("utf-8", "replace"),),
         ).fetchone()
-        if row is None:
-            return False
-        return hmac.compare_digest(_hash_secret(secret, row[0]), row[1])
+        salt, expected = row if row is not None else (_DUMMY_SALT, _DUMMY_HASH)
+        return hmac.compare_digest(_hash_secret(secret, salt), expected) and row is not None

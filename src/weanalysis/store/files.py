@@ -22,6 +22,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from weanalysis.errors import StoreDamagedError
+
 
 class _Written:
     """Checksums of the files this process wrote (absolute path -> checksum), until published."""
@@ -103,8 +105,27 @@ def write_npy(path: Path, arr: np.ndarray) -> None:
     WRITTEN.note(path, f"crc32:{out.crc:08x}")
 
 
-def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+def load_npy(path: Path, mmap: bool = True, ndim: int = 1) -> np.ndarray:
+    """A stored array; a missing, truncated, zeroed or garbled file is a StoreDamagedError."""
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise StoreDamagedError(path, "the file is missing") from None
+    except (ValueError, OSError, EOFError) as e:  # np.load's words for a broken file
+        raise StoreDamagedError(path, f"not a readable array ({e})") from None
+    if not isinstance(arr, np.ndarray) or arr.ndim != ndim:
+        raise StoreDamagedError(path, f"not a {ndim}-dimensional array")
+    return arr
+
+
+def load_json(path: Path) -> object:
+    """A stored JSON file; missing or not JSON is a StoreDamagedError."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise StoreDamagedError(path, "the file is missing") from None
+    except orjson.JSONDecodeError as e:
+        raise StoreDamagedError(path, f"not JSON ({e})") from None
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
@@ -121,5 +142,10 @@ def write_arrow(path: Path, table: pa.Table) -> None:
 
 
 def read_arrow(path: Path) -> pa.Table:
-    with pa.memory_map(str(path)) as src:
-        return pa.ipc.open_file(src).read_all()
+    try:
+        with pa.memory_map(str(path)) as src:
+            return pa.ipc.open_file(src).read_all()
+    except FileNotFoundError:
+        raise StoreDamagedError(path, "the file is missing") from None
+    except (pa.ArrowException, OSError) as e:
+        raise StoreDamagedError(path, f"not a readable Arrow file ({e})") from None

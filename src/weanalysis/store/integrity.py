@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from weanalysis.errors import StoreDamagedError
 from weanalysis.store import files
 
 log = logging.getLogger("weanalysis.store")
@@ -33,15 +34,15 @@ NOT_FILES = frozenset({"checksums", "garbage", "changes", "manifest_checksum"})
 SELF_KEY = "manifest_checksum"
 
 
-class DamagedFileError(RuntimeError):
+class DamagedFileError(StoreDamagedError):
     """A stored file does not match its checksum, or is missing: restore it from a backup."""
 
     def __init__(self, path: Path, detail: str):
-        super().__init__(
+        super().__init__(path, detail)
+        self.args = (
             f"damaged file {path}: {detail} (run weanalysis check to list every damaged file; "
-            "restore the data folder from a backup)"
+            "restore the data folder from a backup)",
         )
-        self.path = path
         self.detail = detail
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from weanalysis.errors import InputError, StoreDamagedError, StoreError
 from weanalysis.store import files
 from weanalysis.store.integrity import (
     VERIFIED,
@@ -21,7 +22,7 @@ from weanalysis.store.integrity import (
     manifest_ok,
     seal,
 )
-from weanalysis.store.summaries import VISIT_ATTRS
+from weanalysis.store.summaries import ATTR_DTYPES, VISIT_ATTRS
 
 MANIFEST = "manifest.json"
 # The layout of an app's files; a data folder written with another layout is refused (with a
@@ -29,14 +30,14 @@ MANIFEST = "manifest.json"
 FORMAT = 2
 
 
-class StoreFormatError(RuntimeError):
+class StoreFormatError(StoreError):
     """The data folder was written by a weanalysis with another storage format."""
 
 
 NO_FIRST_DAY = np.iinfo(np.int32).max
 
 
-class WindowBeforeRetention(ValueError):
+class WindowBeforeRetention(InputError):
     """A portrait window begins before the app's retained range (records deleted)."""
 
 
@@ -65,22 +66,64 @@ def empty_manifest() -> dict:
     }
 
 
+# the manifest's fields a reader relies on, and their types (None: may be null)
+MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "version": (int,),
+    "users": (int,),
+    "user_segments": (list,),
+    "first_day": (str, type(None)),
+    "days": (dict,),
+    "persons": (dict,),
+    "keys": (list,),
+    "devices": (str, type(None)),
+    "raw": (list,),
+    "counts": (dict,),
+}
+
+
+def _relative_name(name: object) -> bool:
+    """A file name inside the app's folder (no absolute path, no way up)."""
+    return isinstance(name, str) and bool(name) and not name.startswith("/") and ".." not in name
+
+
+def check_manifest(path: Path, m: object) -> dict:
+    """The manifest if it has the shape readers rely on; else a StoreDamagedError naming it."""
+    if not isinstance(m, dict):
+        raise StoreDamagedError(path, "not a JSON object")
+    for key, types in MANIFEST_FIELDS.items():
+        if not isinstance(m.get(key), types) or isinstance(m.get(key), bool):
+            raise StoreDamagedError(path, f"field {key!r} is missing or of the wrong type")
+    if m["users"] < 0 or m["version"] < 0:
+        raise StoreDamagedError(path, "negative counts")
+    names = [*m["user_segments"], *m["keys"], *m["raw"], *m["days"].values()]
+    names += [v for v in (m["first_day"], m["devices"], *m["persons"].values()) if v is not None]
+    if not all(_relative_name(n) for n in names):
+        raise StoreDamagedError(path, "names a file outside the app's folder, or not a name")
+    try:
+        [int(d) for d in m["days"]]
+    except ValueError:
+        raise StoreDamagedError(path, "a day that is not a number") from None
+    return m
+
+
 def read_manifest(app_dir: Path) -> dict:
     path = app_dir / MANIFEST
     try:
         manifest = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
+    except FileNotFoundError:  # no commit yet (the first one writes its files, then this)
         return empty_manifest()
     except orjson.JSONDecodeError as e:
-        raise DamagedFileError(path, f"not JSON ({e})") from None
-    if not isinstance(manifest, dict) or not manifest_ok(manifest):
+        raise StoreDamagedError(path, f"not JSON ({e})") from None
+    except OSError as e:
+        raise StoreDamagedError(path, f"cannot be read ({e.strerror})") from None
+    if isinstance(manifest, dict) and not manifest_ok(manifest):
         raise DamagedFileError(path, "does not match its own checksum")
-    if manifest.get("format") != FORMAT:
+    if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
         raise StoreFormatError(
             f"{app_dir} holds storage format {manifest.get('format')}, this weanalysis reads "
             f"format {FORMAT}: ingest the records again into a new data folder"
         )
-    return manifest
+    return check_manifest(path, manifest)
 
 
 def write_manifest(app_dir: Path, manifest: dict) -> dict:
@@ -140,7 +183,12 @@ class AppSnapshot:
         name = self.manifest["first_day"]
         if name is None:
             return np.full(0, NO_FIRST_DAY, dtype=np.int32)
-        return files.load_npy(self.path(name))
+        arr = files.load_npy(self.path(name))
+        if len(arr) > self.num_users or arr.dtype != np.int32:
+            raise StoreDamagedError(
+                self.dir / name, f"{len(arr)} {arr.dtype} values for {self.num_users} users"
+            )
+        return arr
 
     def path(self, rel: str) -> Path:
         """The path of a file this snapshot names, verified against its checksum (once per
@@ -156,21 +204,45 @@ class AppSnapshot:
         cols = ["uid", *VISIT_ATTRS]
         if with_times:
             cols += [a + "_t" for a in VISIT_ATTRS]
-        return {c: files.load_npy(self.path(f"{name}/{c}.npy")) for c in cols}
+        d = self.dir / name
+        out = {c: files.load_npy(self.path(f"{name}/{c}.npy")) for c in cols}
+        uid = out["uid"]
+        if uid.dtype != np.uint32 or (len(uid) and int(uid[-1]) >= self.num_users):
+            raise StoreDamagedError(d / "uid.npy", f"user ids beyond the {self.num_users} users")
+        for c, arr in out.items():
+            expected = np.int64 if c.endswith("_t") else ATTR_DTYPES.get(c, np.uint32)
+            if len(arr) != len(uid) or arr.dtype != expected:
+                raise StoreDamagedError(
+                    d / f"{c}.npy", f"{len(arr)} {arr.dtype} values for {len(uid)} users"
+                )
+        return out
 
     def person_log(self, name: str, full: bool = True) -> dict[str, np.ndarray] | None:
         sub = self.manifest["persons"].get(name)
         if sub is None:
             return None
         cols = ["key", "val", "cur", "prev"] + (["t"] if full else [])
-        return {c: files.load_npy(self.path(f"{sub}/{c}.npy")) for c in cols}
+        d = self.dir / sub
+        out = {c: files.load_npy(self.path(f"{sub}/{c}.npy")) for c in cols}
+        for c in ("cur", "prev"):
+            if len(out[c]) > self.num_users:
+                raise StoreDamagedError(
+                    d / f"{c}.npy", f"more entries than the {self.num_users} users"
+                )
+        for c in ("val", "t"):
+            if c in out and len(out[c]) != len(out["key"]):
+                raise StoreDamagedError(d / f"{c}.npy", "not as long as key.npy")
+        return out
 
     @functools.cached_property
     def device_names(self) -> list[str | None]:
         name = self.manifest["devices"]
         if name is None:
             return [None]
-        return [None, *orjson.loads(self.path(name).read_bytes())]
+        names = files.load_json(self.path(name))
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise StoreDamagedError(self.dir / name, "not a list of device names")
+        return [None, *names]
 
     def unchanged_up_to(self, since_version: int, end_day: int) -> bool:
         """True when no commit after ``since_version`` touched a day <= ``end_day``.
@@ -188,7 +260,7 @@ class AppSnapshot:
     def key_segments(self) -> list[np.ndarray]:
         # column-major: lane 0 contiguous for binary searches (older files: converted once)
         return [
-            np.asfortranarray(files.load_npy(self.path(k), mmap=False))
+            np.asfortranarray(files.load_npy(self.path(k), mmap=False, ndim=2))
             for k in self.manifest["keys"]
         ]
 

@@ -8,6 +8,7 @@ force: nothing half-written is ever read, and nothing acknowledged is lost.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sqlite3
@@ -22,6 +23,7 @@ import orjson
 import pyarrow as pa
 
 from weanalysis.dims import regions
+from weanalysis.errors import StoreError, StoreReadOnlyError
 from weanalysis.records.columns import Coded
 from weanalysis.store import dedup, files
 from weanalysis.store.catalog import App
@@ -47,7 +49,7 @@ MAX_KEY_SEGMENTS = 8
 GARBAGE_GRACE_S = 600
 
 
-class AppRemoved(RuntimeError):
+class AppRemoved(StoreError):
     """The app was removed while its records were on their way to the store."""
 
 
@@ -428,7 +430,12 @@ class WriterLock:
         self._f = None
 
     def __enter__(self):
-        self._f = open(self.path, "a+")
+        try:
+            self._f = open(self.path, "a+")  # noqa: SIM115 - closed in __exit__
+        except OSError as e:
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise StoreReadOnlyError(self.path.parent, "store records") from None
+            raise
         fcntl.flock(self._f.fileno(), fcntl.LOCK_EX)
         self._f.seek(0)
         self._f.truncate()

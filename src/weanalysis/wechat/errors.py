@@ -1,12 +1,15 @@
 """WeChat's error vocabulary: errcodes, their exact texts, and the ``rid`` suffix.
 
 Some SDKs match on these texts (EasyWeChat 6 retries only when a 42001 says
-``access_token expired``), so they are WeChat's own words.
+``access_token expired``), so they are WeChat's own words. Every WeChat-shaped answer of the
+service (the WeChat routes, ``/collect``, the records API) takes its errcodes from here.
 """
 
 from __future__ import annotations
 
 import secrets
+
+from weanalysis.errors import WeanalysisError
 
 SYSTEM_ERROR = -1
 INVALID_CREDENTIAL = 40001
@@ -21,6 +24,7 @@ ACCESS_TOKEN_EXPIRED = 42001
 REQUIRE_GET = 43001
 REQUIRE_POST = 43002
 EMPTY_POST_DATA = 44002
+RATE_LIMITED = 45011
 DATA_FORMAT_ERROR = 47001
 DATE_FORMAT_ERROR = 61500
 DATE_RANGE_ERROR = 61501
@@ -39,20 +43,27 @@ MESSAGES = {
     REQUIRE_GET: "require GET method",
     REQUIRE_POST: "require POST method",
     EMPTY_POST_DATA: "empty post data",
+    RATE_LIMITED: "api minute-quota reach limit must slower retry next minute",
     DATA_FORMAT_ERROR: "data format error",
     DATE_FORMAT_ERROR: "date format error",
     DATE_RANGE_ERROR: "date range error",
 }
 
 
-class WeChatError(Exception):
-    """An answer with a non-zero errcode; ``hint`` goes to the server log, not to the client;
-    ``detail`` (rare: when the client can act on it) follows WeChat's text in ``errmsg``."""
+class WeChatError(WeanalysisError):
+    """An answer with a non-zero errcode.
 
-    def __init__(self, errcode: int, hint: str = "", detail: str = ""):
-        super().__init__(f"{errcode} {MESSAGES[errcode]}" + (f" ({hint})" if hint else ""))
+    ``hint`` goes to the server log only; ``detail`` is also shown to the client after WeChat's
+    text where the route family allows it (``/collect`` and the records API do; the WeChat
+    routes keep WeChat's exact texts). ``status`` is the HTTP status (200 on WeChat routes).
+    """
+
+    def __init__(self, errcode: int, hint: str = "", status: int = 200, detail: str = ""):
+        text = MESSAGES[errcode] + (f": {detail}" if detail else "")
+        super().__init__(f"{errcode} {text}" + (f" ({hint})" if hint else ""))
         self.errcode = errcode
-        self.hint = hint
+        self.hint = hint or detail
+        self.status = status
         self.detail = detail
 
 
@@ -62,5 +73,5 @@ def rid() -> str:
 
 
 def error_body(errcode: int, detail: str = "") -> dict:
-    text = f"{MESSAGES[errcode]}: {detail}" if detail else MESSAGES[errcode]
+    text = MESSAGES[errcode] + (f": {detail}" if detail else "")
     return {"errcode": errcode, "errmsg": f"{text} rid: {rid()}"}
