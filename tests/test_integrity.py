@@ -1,5 +1,5 @@
 """Integrity: ``check`` finds one flipped byte in every kind of stored file, and a read that
-meets a damaged file fails with a clear error (WeChat -1, CLI exit 1), never a wrong number."""
+meets a damaged file fails with a clear error (WeChat -1, CLI: one error line, exit 2), never a wrong number."""
 
 from __future__ import annotations
 
@@ -185,7 +185,9 @@ def test_an_ingest_meeting_a_damaged_file_stops_with_its_name(data, tmp_path):
     t = f"{YESTERDAY.isoformat()}T20:00:00+08:00"
     path.write_text(json.dumps({"appid": "wxA", "openid": "new", "time": t}) + "\n")
     r = run(data, "ingest", str(path))
-    assert r.exit_code == 2 and r.output.startswith(f"error: damaged file {victim}: checksum")
+    assert r.exit_code == 2 and r.output.startswith(
+        f"error: damaged data folder: damaged file {victim}: checksum"
+    )
     assert "Traceback" not in r.output
     after = json.loads((app_dir / "manifest.json").read_text())
     assert after["version"] == manifest["version"]  # nothing was committed over it

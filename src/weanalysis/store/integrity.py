@@ -40,8 +40,8 @@ class DamagedFileError(StoreDamagedError):
     def __init__(self, path: Path, detail: str):
         super().__init__(path, detail)
         self.args = (
-            f"damaged file {path}: {detail} (run weanalysis check to list every damaged file; "
-            "restore the data folder from a backup)",
+            f"damaged data folder: damaged file {path}: {detail} (run weanalysis check to list "
+            "every damaged file; restore the data folder from a backup)",
         )
         self.detail = detail
 

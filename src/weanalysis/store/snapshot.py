@@ -116,13 +116,13 @@ def read_manifest(app_dir: Path) -> dict:
         raise StoreDamagedError(path, f"not JSON ({e})") from None
     except OSError as e:
         raise StoreDamagedError(path, f"cannot be read ({e.strerror})") from None
-    if isinstance(manifest, dict) and not manifest_ok(manifest):
-        raise DamagedFileError(path, "does not match its own checksum")
     if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
         raise StoreFormatError(
             f"{app_dir} holds storage format {manifest.get('format')}, this weanalysis reads "
             f"format {FORMAT}: ingest the records again into a new data folder"
         )
+    if isinstance(manifest, dict) and not manifest_ok(manifest):
+        raise DamagedFileError(path, "does not match its own checksum")
     return check_manifest(path, manifest)
 
 
