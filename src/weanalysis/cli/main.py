@@ -13,6 +13,7 @@ from weanalysis.cli import (
     ingest_cmd,
     portrait_cmd,
     portraits_cmd,
+    rebuild_cmd,
     serve_cmd,
     spark_cmd,
 )
@@ -55,6 +56,7 @@ cli.add_command(demo_cmd.demo_cmd)
 cli.add_command(serve_cmd.serve)
 cli.add_command(spark_cmd.spark)
 cli.add_command(portraits_cmd.portraits)
+cli.add_command(rebuild_cmd.rebuild)
 
 
 def main() -> None:

@@ -24,6 +24,15 @@ class Window(NamedTuple):
     values: dict[str, np.ndarray]  # visit column -> the code of the user's latest known value
 
 
+class WindowCounts(NamedTuple):
+    """A window's answer as counts: users per code of each column, active and new."""
+
+    active_total: int
+    new_total: int
+    active: dict[str, np.ndarray]  # column -> users per code (index = code)
+    new: dict[str, np.ndarray]
+
+
 class PortraitSource(Protocol):
     """What the engine needs from the records of one app."""
 
@@ -46,6 +55,9 @@ class PortraitSource(Protocol):
     def person_values(self, column: str, users: np.ndarray, end_day: int) -> np.ndarray:
         """The latest known value (0 unknown) of a person column as of the end of ``end_day``."""
         ...
+
+    # Optional: ``counts(begin, end) -> WindowCounts | None``, the window's counts when the
+    # source holds them already (the engine then skips the per-user work).
 
     def value_names(self, column: str) -> list[str | None]:
         """Names of the codes of a column numbered by the data (devices); None = unknown."""
