@@ -24,7 +24,7 @@ from weanalysis.store.summaries import (
     partial_rows,
     unpack,
 )
-from weanalysis.store.view import VIEW_DAYS, split_counts
+from weanalysis.store.view import VIEW_ARRAYS, VIEW_DAYS, counts_shape_ok, split_counts
 
 MANIFEST = "manifest.json"
 # The layout of an app's files; a data folder written with another layout is refused (with a
@@ -121,7 +121,9 @@ def read_manifest(app_dir: Path, any_format: bool = False) -> dict:
         raise StoreDamagedError(path, f"not JSON ({e})") from None
     except OSError as e:
         raise StoreDamagedError(path, f"cannot be read ({e.strerror})") from None
-    fmt = manifest.get("format") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict):
+        raise StoreDamagedError(path, "not a JSON object")
+    fmt = manifest.get("format")
     if fmt != FORMAT:
         if any_format and fmt in REBUILDABLE:
             return manifest  # rebuild reads its raw records and users only
@@ -302,7 +304,10 @@ class AppSnapshot:
         if not self.counts_valid(day):
             return None
         name = self.manifest["day_counts"][str(day)][0]
-        return split_counts(files.load_npy(self.dir / name), len(self.device_names))
+        arr = files.load_npy(self.dir / name)
+        if arr.dtype != np.int64 or not counts_shape_ok(len(arr)):
+            raise StoreDamagedError(self.dir / name, "not the counts of a day")
+        return split_counts(arr, len(self.device_names))
 
     def view(self, begin: int, end: int) -> dict[str, np.ndarray] | None:
         """The recent-window view's arrays when it answers ``[begin, end]`` exactly (see
@@ -313,7 +318,14 @@ class AppSnapshot:
         if not self.unchanged_up_to(v["version"], end):
             return None
         d = self.dir / v["dir"]
-        return {p.stem: files.load_npy(p) for p in d.iterdir() if p.suffix == ".npy"}
+        arrays = {name: files.load_npy(d / f"{name}.npy") for name in VIEW_ARRAYS}
+        n = len(arrays["uid"])
+        for name, arr in arrays.items():
+            if len(arr) != n:
+                raise StoreDamagedError(d / f"{name}.npy", f"{len(arr)} values for {n} users")
+        if arrays["uid"].dtype != np.uint32 or (n and int(arrays["uid"].max()) >= self.num_users):
+            raise StoreDamagedError(d / "uid.npy", f"user ids beyond the {self.num_users} users")
+        return arrays
 
     def person_runs(self, name: str) -> list[dict[str, np.ndarray]]:
         """A person log's runs, oldest first; the first also has ``cur`` and ``prev``."""

@@ -23,6 +23,22 @@ import numpy as np
 from weanalysis.dims import COLUMNS, PERSON_COLUMNS, VISIT_COLUMNS
 
 VIEW_DAYS = 31
+# the view's arrays, one value per user each
+VIEW_ARRAYS = (
+    "uid",
+    "last",
+    *(n for c in VISIT_COLUMNS for n in (c.name, c.name + "_day")),
+    "first_day",
+    *(c.name for c in PERSON_COLUMNS),
+)
+
+
+def counts_shape_ok(length: int) -> bool:
+    """Whether :func:`day_counts`' array can have this length (totals, then active and new
+    counts per column, the column numbered by the data at least 1 long)."""
+    fixed = sum(c.size for c in COLUMNS if c.size is not None)
+    rest = length - 2 - 2 * fixed
+    return rest >= 2 and rest % 2 == 0
 
 
 def build(snap, num_users: int) -> dict:
