@@ -42,8 +42,12 @@ def user_values(
     for c in PERSON_COLUMNS:
         if columns is None or c.name in columns:
             values[c.name] = source.person_values(c.name, w.users, q.end)
-    names = {d.column.name: source.value_names(d.column.name) for d in DIMENSIONS if not d.has_ids}
-    return UserValues(w.users, w.first_day >= q.begin, values, names)
+    return UserValues(w.users, w.first_day >= q.begin, values, _names(source))
+
+
+def _names(source: PortraitSource) -> dict[str, list[str | None]]:
+    """The names of the codes of every column the data numbers (devices)."""
+    return {d.column.name: source.value_names(d.column.name) for d in DIMENSIONS if not d.has_ids}
 
 
 def column_size(column: Column, uv: UserValues) -> int:
@@ -94,12 +98,9 @@ def user_set_of_counts(
 def compute(source: PortraitSource, q: PortraitQuery) -> PortraitResult:
     """The portrait of ``q`` over ``source`` (exact distinct-user counts)."""
     # a source may hold the counts of a window already (the store: per-day aggregates)
-    counted = getattr(source, "counts", None)
-    pre = counted(q.begin, q.end) if counted is not None else None
+    pre = source.counts(q.begin, q.end)
     if pre is not None:
-        names = {
-            d.column.name: source.value_names(d.column.name) for d in DIMENSIONS if not d.has_ids
-        }
+        names = _names(source)
         return PortraitResult(
             query=q,
             new=user_set_of_counts(pre.new, pre.new_total, names),

@@ -56,8 +56,10 @@ class PortraitSource(Protocol):
         """The latest known value (0 unknown) of a person column as of the end of ``end_day``."""
         ...
 
-    # Optional: ``counts(begin, end) -> WindowCounts | None``, the window's counts when the
-    # source holds them already (the engine then skips the per-user work).
+    def counts(self, begin: int, end: int) -> WindowCounts | None:
+        """The window's answer as counts when the source holds it already (the engine then
+        skips the per-user work); None otherwise."""
+        ...
 
     def value_names(self, column: str) -> list[str | None]:
         """Names of the codes of a column numbered by the data (devices); None = unknown."""
