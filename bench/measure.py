@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, Reject
-from weanalysis.store import Store
+from weanalysis.store import AppSnapshot, Store
 from weanalysis.wechat.dialect import portrait_document
 
 
@@ -71,13 +71,46 @@ def weanalysis_document(store: Store, q: PortraitQuery) -> dict:
 
 
 def live_bytes(app_dir: Path) -> int:
-    """Bytes of the files an app's manifest names (the rest is garbage within its grace time)."""
-    m = json.loads((app_dir / "manifest.json").read_text())
-    names = [*m["raw"], *m["user_segments"], *m["keys"], *m["days"].values()]
-    names += [n for n in (m["first_day"], m["devices"], *m["persons"].values()) if n]
-    total = 0
-    for n in names:
-        p = app_dir / n
-        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
-        total += sum(f.stat().st_size for f in files)
-    return total
+    """Bytes of the files an app's manifest names (the rest is garbage readers may still use)."""
+    snap = AppSnapshot(app_dir)
+    try:
+        return sum(f.stat().st_size for f in snap.live_files())
+    finally:
+        snap.close()
+
+
+class DiskSampler:
+    """The largest size of a folder seen while inside ``with``, sampled in a thread."""
+
+    def __init__(self, path: Path, every_s: float = 0.2):
+        self.path = path
+        self.every_s = every_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        total = 0
+        for root, _, names in os.walk(self.path):
+            for n in names:
+                try:
+                    total += os.lstat(os.path.join(root, n)).st_size
+                except FileNotFoundError:
+                    pass  # removed while walking
+        self.peak = max(self.peak, total)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sample()
+
+    def __enter__(self) -> DiskSampler:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.sample()

@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from weanalysis import dims
-from weanalysis.dims import regions
 
 
 @dataclass
@@ -85,34 +84,25 @@ def _window(records: list[Rec], tz: ZoneInfo, begin: date, end: date):
     return active, new, {u: user_values(u) for u in active}
 
 
-NAMES = {
-    "province": regions.province_name,
-    "city": regions.city_name,
-    "genders": dims.GENDER_NAMES.__getitem__,
-    "platforms": dims.PLATFORM_NAMES.__getitem__,
-    "ages": dims.AGE_NAMES.__getitem__,
-}
-
-
 def _list(name: str, users, values: dict) -> list[dict]:
+    """One list of the document; its names, order and length come from the dimension table."""
+    dim = dims.BY_LIST[name]
     counter: dict = {}
     for u in users:
         v = values[u][name]
         counter[v] = counter.get(v, 0) + 1
-    if name == "devices":
-        devices = sorted(
+    if not dim.has_ids:  # devices: named by the data, ranked by name on ties
+        items = sorted(
             ({"name": k, "value": n} for k, n in counter.items()),
             key=lambda it: (-it["value"], it["name"]),
         )
-        return devices[:20]
-    return _ranked(counter, NAMES[name])
+    else:
+        items = _ranked(counter, dim.name_of)
+    return items[: dim.top] if dim.top else items
 
 
 def _lists(users, values: dict) -> dict:
-    return {
-        name: _list(name, users, values)
-        for name in ("province", "city", "genders", "platforms", "devices", "ages")
-    }
+    return {name: _list(name, users, values) for name in dims.LISTS}
 
 
 def _ref_date(begin: date, end: date) -> str:

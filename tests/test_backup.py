@@ -190,7 +190,7 @@ def test_backup_refuses_a_damaged_file_and_bad_places(tmp_path):
     with pytest.raises(BackupError, match="outside the data folder"):
         backup(data, data / "inside")
     manifest = json.loads((data / "apps" / "wxA" / "manifest.json").read_text())
-    victim = data / "apps" / "wxA" / manifest["first_day"]
+    victim = data / "apps" / "wxA" / manifest["first_day"][0][0]
     raw = bytearray(victim.read_bytes())
     raw[-1] ^= 1
     victim.write_bytes(bytes(raw))

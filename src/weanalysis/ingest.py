@@ -22,7 +22,7 @@ from weanalysis.records.fields import FieldError
 from weanalysis.records.readers import DEFAULT_CHUNK_ROWS, RawChunk, Reject, read_records
 from weanalysis.records.validate import PROFILE, VISIT, Validator, ValidChunk
 from weanalysis.store import Batch, Store, Writer
-from weanalysis.store.dedup import TAG_CONTENT, KeyBuilder, event_keys, int_lanes, string_lanes
+from weanalysis.store.dedup import content_lanes, event_keys
 
 DEVICE_NAMES_FILE = "device-names.json"
 AGE_BUCKETS = np.array([dims.age_bucket(a) for a in range(dims.MAX_AGE + 1)], dtype=np.int8)
@@ -61,37 +61,6 @@ def age_buckets(age: np.ndarray) -> np.ndarray:
     known = age >= 0
     out[known] = AGE_BUCKETS[age[known]]
     return out
-
-
-def _coded_lanes(col) -> tuple[np.ndarray, np.ndarray]:
-    """Hash lanes of a coded column: one BLAKE2b per distinct value."""
-    lanes = string_lanes(pa.array(list(col.values) + [None], pa.string()))
-    return lanes[0][col.idx], lanes[1][col.idx]
-
-
-def content_lanes(v: ValidChunk, rows: np.ndarray) -> np.ndarray:
-    """The content part of the idempotency key: every canonical field but the user.
-
-    The writer mixes in the user's dense id (cheaper than hashing openid strings), and uses
-    the event id instead wherever there is one.
-    """
-    n = len(rows)
-    k = KeyBuilder(n, TAG_CONTENT)
-    k.add(int_lanes(v.time_ms[rows])).add(int_lanes(v.gender[rows])).add(int_lanes(v.age[rows]))
-    if v.kind == VISIT:
-        k.add(int_lanes(v.province[rows].astype(np.int64) << 32 | v.city[rows]))
-        k.add(int_lanes(v.platform[rows]))
-        ip = v.ip[rows]
-        v4 = v.ipv4[rows]
-        v6 = (v4 == 0) & (ip != None)  # noqa: E711
-        ip_lanes = [v4.astype(np.uint64), v4.astype(np.uint64)]
-        if v6.any():
-            h0, h1 = string_lanes(pa.array(ip[v6], pa.string()))
-            ip_lanes[0][v6], ip_lanes[1][v6] = h0, h1
-        k.add((ip_lanes[0], ip_lanes[1]))
-        for col in (v.brand, v.model, v.user_agent):
-            k.add(_coded_lanes(col.take(rows)))
-    return k.keys()
 
 
 ACCEPTED, DUPLICATE, FILTERED, REJECTED = 0, 1, 2, 3
@@ -135,6 +104,7 @@ class Ingestor:
         kind: str = VISIT,
         on_reject: Callable[[Reject], None] | None = None,
         writer: Writer | None = None,
+        compact: bool = True,
     ):
         self.store = store
         self.kind = kind
@@ -142,6 +112,8 @@ class Ingestor:
         self._own_writer = writer is None
         self.writer = writer or store.writer()
         self.on_reject = on_reject
+        self._touched: set[str] = set()  # apps this ingest stored records of
+        self._compact = compact
         load_device_names(store.dir / DEVICE_NAMES_FILE)
 
     def _registered(self, appid: str) -> bool:
@@ -155,9 +127,15 @@ class Ingestor:
         return True
 
     def close(self) -> None:
-        save_device_names(self.store.dir / DEVICE_NAMES_FILE)
-        if self._own_writer:
-            self.writer.close()
+        """Compact what this ingest stored (one run per day and log, for fast queries), then
+        let go of the writer."""
+        try:
+            for appid in sorted(self._touched) if self._compact else ():
+                self.writer.compact(self.store.catalog.get(appid))
+        finally:
+            save_device_names(self.store.dir / DEVICE_NAMES_FILE)
+            if self._own_writer:
+                self.writer.close()
 
     def process_chunk(self, chunk: RawChunk) -> ChunkOutcome:
         """Validate, enrich and store one chunk; the fate of each of its rows."""
@@ -191,6 +169,8 @@ class Ingestor:
                 self.on_reject(r)
         for appid, rows, batch in p.batches:
             r = self.writer.commit(self.store.catalog.get(appid), batch)
+            if r.accepted:
+                self._touched.add(appid)
             out.status[p.valid.raw_index[rows]] = np.where(r.kept, ACCEPTED, DUPLICATE)
         return out
 

@@ -29,7 +29,6 @@ from weanalysis.auth.tokens import TokenService
 from weanalysis.collect.committer import GroupCommitter
 from weanalysis.portrait.service import PortraitService
 from weanalysis.store import Store
-from weanalysis.store.maintenance import apply_retention
 from weanalysis.wechat import errors as E
 from weanalysis.wechat.dialect import dumps, portrait_document
 
@@ -107,34 +106,6 @@ class RequestLog:
             )
 
 
-RETENTION_CHECK_S = 3600.0
-
-
-async def _apply_retention_every(store: Store, seconds: float) -> None:
-    """Each app's retention, applied when due (a cheap check otherwise), every ``seconds``."""
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await loop.run_in_executor(None, _retention_pass, store)
-        except Exception:  # logged; the next pass tries again
-            log.exception("retention pass failed")
-
-
-def _retention_pass(store: Store) -> None:
-    for app in store.catalog.list():
-        if app.retention_days is not None:
-            t = apply_retention(store.dir, app)
-            if t is not None:
-                log.info(
-                    "retention of %s: deleted %d visits and %d profiles before day %d",
-                    app.appid,
-                    t.visits,
-                    t.profiles,
-                    t.from_day,
-                )
-
-
 class SecurityHeaders:
     """The page's security headers (CSP with frame-ancestors, nosniff, no referrer) on every
     response but the WeChat routes' (whose headers are WeChat's): ``/``, ``/static/...``, the
@@ -179,7 +150,6 @@ def create_app(
     token_ttl: int | None = None,
     limits: CollectLimits | None = None,
     secret_failures: int | None = None,
-    retention_check_s: float = RETENTION_CHECK_S,
 ) -> FastAPI:
     """The whole HTTP API over one data folder; what is not given comes from the settings."""
     token_ttl = settings.value("token_ttl", token_ttl)
@@ -197,10 +167,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        # retention also for apps that receive nothing (a commit applies it too)
-        retention = asyncio.create_task(_apply_retention_every(store, retention_check_s))
         yield
-        retention.cancel()
         # store what is queued before the process ends (SIGTERM, Ctrl-C)
         await asyncio.get_running_loop().run_in_executor(None, committer.close)
 

@@ -43,7 +43,6 @@ from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PLAIN, PortraitService
 from weanalysis.store import App, Store
 from weanalysis.store.catalog import MAX_MIN_USERS
-from weanalysis.store.snapshot import WindowBeforeRetention, retained_from
 
 log = logging.getLogger("weanalysis.dashboard")
 
@@ -252,8 +251,6 @@ class Dashboard:
         if body is None:
             try:
                 body = await run_in_threadpool(self.portraits.document, app.appid, begin, end, ex)
-            except WindowBeforeRetention:
-                raise self._before_retention(app) from None
             except NotImported:
                 raise DashboardError(
                     404, "not_imported", "该时间段的画像未导入（本应用的画像由集群计算后导入）"
@@ -263,12 +260,6 @@ class Dashboard:
         first, last = self._data_days(app.appid)
         return S.portrait_document(app.appid, body, first, last)
 
-    def _before_retention(self, app: App) -> DashboardError:
-        first = retained_from(self.portraits.source(app.appid).snap.manifest)
-        return DashboardError(
-            400, "date_range", f"{S.iso_day(first)} 之前的数据已按保留期限删除，请选择之后的日期"
-        )
-
     async def trend(
         self, app: App, begin: date, end: date, dim: str, users: str, ex: Explore
     ) -> bytes:
@@ -277,8 +268,6 @@ class Dashboard:
             body = await run_in_threadpool(
                 self.portraits.trend, app.appid, begin, end, d, users, ex.where, ex.min_users
             )
-        except WindowBeforeRetention:
-            raise self._before_retention(app) from None
         except ExploreError as err:
             raise DashboardError(400, "bad_filter", f"筛选条件不正确：{err}") from None
         return S.with_appid(app.appid, body)

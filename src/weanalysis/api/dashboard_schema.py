@@ -12,9 +12,9 @@ import io
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from weanalysis.dims import BY_LIST, LISTS, regions
+from weanalysis.dims import BY_LIST, DIMENSIONS, LISTS, Dimension, regions
 from weanalysis.portrait.explore import Trend
 from weanalysis.portrait.query import Item, PortraitResult, UserSet
 from weanalysis.portrait.withhold import reason
@@ -109,31 +109,41 @@ class CrosstabOut(BaseModel):
     cells: list[CellOut]
 
 
-class UserSetOut(BaseModel):
-    total: int | None = Field(
-        description="Users in the set; null only when a segment of fewer than min_users users "
-        "is withheld"
-    )
-    province: list[ProvinceOut]
-    city: list[ItemOut]
-    genders: list[ItemOut]
-    ages: list[ItemOut]
-    platforms: list[ItemOut]
-    devices: list[DeviceOut] = Field(description="Top 20")
-    crosstab: CrosstabOut | None = Field(None, description="Only with the crosstab parameter")
+def _item_model(dim: Dimension) -> type[BaseModel]:
+    if not dim.has_ids:
+        return DeviceOut
+    return ProvinceOut if dim.list_name == "province" else ItemOut
 
 
-class WithheldSetOut(BaseModel):
-    """How many values of each list (and cross-tab cells, and the segment total) were left out."""
+def _list_description(dim: Dimension) -> str:
+    return f"{dim.label}" + (f" (top {dim.top})" if dim.top else "")
 
-    province: int
-    city: int
-    genders: int
-    ages: int
-    platforms: int
-    devices: int
-    crosstab: int | None = None
-    total: int | None = Field(None, description="1 when the segment's total was withheld")
+
+# One field per list of the dimension table, in its order (the OpenAPI document follows it).
+UserSetOut = create_model(
+    "UserSetOut",
+    total=(
+        int | None,
+        Field(
+            description="Users in the set; null only when a segment of fewer than min_users "
+            "users is withheld"
+        ),
+    ),
+    **{
+        d.list_name: (list[_item_model(d)], Field(description=_list_description(d)))  # type: ignore[valid-type]
+        for d in DIMENSIONS
+    },
+    crosstab=(CrosstabOut | None, Field(None, description="Only with the crosstab parameter")),
+)
+
+WithheldSetOut = create_model(
+    "WithheldSetOut",
+    __doc__="How many values of each list (and cross-tab cells, and the segment total) were "
+    "left out.",
+    **{d.list_name: (int, Field(description=d.label)) for d in DIMENSIONS},
+    crosstab=(int | None, None),
+    total=(int | None, Field(None, description="1 when the segment's total was withheld")),
+)
 
 
 class WithheldOut(BaseModel):

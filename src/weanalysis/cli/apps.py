@@ -71,7 +71,6 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
                 "visits": snap.record_count("visit"),
                 "profiles": snap.record_count("profile"),
                 "min_users": store.catalog.min_users(a.appid),
-                "retention_days": a.retention_days,
             }
         )
     if as_json:
@@ -80,13 +79,10 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no apps yet: weanalysis app add APPID --secret SECRET")
         return
-    head = ("appid", "timezone", "users", "visits", "profiles", "retention")
-    line = "{:<24} {:<20} {:>10} {:>12} {:>10} {:>10}"
-    click.echo(line.format(*head))
+    click.echo(f"{'appid':<24} {'timezone':<20} {'users':>10} {'visits':>12} {'profiles':>10}")
     for r in rows:
-        keep = "-" if r["retention_days"] is None else f"{r['retention_days']}d"
-        cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"], keep)
-        click.echo(line.format(*cells))
+        cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"])
+        click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*cells))
 
 
 def _registered(store, appid: str):
@@ -96,32 +92,12 @@ def _registered(store, appid: str):
     return app
 
 
-def _retention(value: str | None) -> int | None | str:
-    if value is None:
-        return "unchanged"
-    if value.strip().lower() in ("none", "forever", "0"):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: a number of days, or none") from None
-
-
 @app.command("set")
 @click.argument("appid")
 @click.option(
-    "--retention-days",
-    metavar="N|none",
-    default=None,
-    help="Keep records of the last N days (older ones are deleted at the next commit and by "
-    "weanalysis gc; first visit days and latest gender/age are kept per user, so every window "
-    "inside the kept range stays exact). none: keep everything (the default).",
-)
-@click.option(
     "--timezone",
     default=None,
-    help="A new IANA time zone: the days of every stored record are re-derived in it (refused "
-    "once retention has deleted records).",
+    help="A new IANA time zone: the days of every stored record are re-derived in it.",
 )
 @click.option(
     "--min-users",
@@ -135,19 +111,14 @@ def _retention(value: str | None) -> int | None | str:
 def set_app(
     ctx: click.Context,
     appid: str,
-    retention_days: str | None,
     timezone: str | None,
     min_users: int | None,
 ):
-    """Change APPID's settings: retention, time zone, small-group withholding."""
+    """Change APPID's settings: time zone, small-group withholding."""
     from weanalysis.store import maintenance
 
-    try:
-        days = _retention(retention_days)
-    except click.BadParameter as e:
-        fail(f"--retention-days {e.message}")
-    if days == "unchanged" and timezone is None and min_users is None:
-        fail("nothing to change: give --retention-days, --timezone and/or --min-users")
+    if timezone is None and min_users is None:
+        fail("nothing to change: give --timezone and/or --min-users")
     store = open_store(ctx, create=False)
     _registered(store, appid)
     try:
@@ -158,14 +129,6 @@ def set_app(
         if timezone is not None:
             n = maintenance.set_timezone(store.dir, store.catalog, appid, timezone)
             click.echo(f"{appid}: time zone {timezone} ({n} stored visits re-dated)")
-        if days != "unchanged":
-            store.catalog.set_retention(appid, days)
-            if days is None:
-                click.echo(f"{appid}: every record is kept")
-            else:
-                t = maintenance.apply_retention(store.dir, store.catalog.get(appid))
-                deleted = f"; deleted {t.visits} visits and {t.profiles} profiles" if t else ""
-                click.echo(f"{appid}: records of the last {days} days are kept{deleted}")
     except CatalogError as e:
         fail(str(e))
 

@@ -15,6 +15,7 @@ from weanalysis.cli import (
     maintain_cmd,
     portrait_cmd,
     portraits_cmd,
+    rebuild_cmd,
     serve_cmd,
     spark_cmd,
 )
@@ -58,10 +59,10 @@ cli.add_command(serve_cmd.serve)
 cli.add_command(spark_cmd.spark)
 cli.add_command(portraits_cmd.portraits)
 cli.add_command(maintain_cmd.forget)
-cli.add_command(maintain_cmd.gc_cmd)
 cli.add_command(maintain_cmd.check)
 cli.add_command(backup_cmd.backup_cmd)
 cli.add_command(backup_cmd.restore_cmd)
+cli.add_command(rebuild_cmd.rebuild)
 
 
 def main() -> None:

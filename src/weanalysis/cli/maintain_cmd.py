@@ -1,4 +1,4 @@
-"""``weanalysis forget``, ``gc`` and ``check``: erasure, retention and integrity."""
+"""``weanalysis forget`` and ``check``: erasure and integrity."""
 
 from __future__ import annotations
 
@@ -75,28 +75,6 @@ def forget(ctx, appid: str, openids: tuple[str, ...], path: str | None, as_json:
             f"erased {erased.users} of {len(set(users))} users: {erased.visits} visits, "
             f"{erased.profiles} profiles"
         )
-
-
-@click.command("gc")
-@click.pass_context
-def gc_cmd(ctx) -> None:
-    """Apply each app's retention now and delete files no longer in use.
-
-    Files replaced by a commit are kept 10 minutes (a reader may still use them), then deleted
-    here or by a later commit; files of removed apps and of interrupted commits go too.
-    """
-    from weanalysis.store import housekeeping
-
-    store = open_store(ctx, create=False)
-    out = housekeeping.gc(store.dir, store.catalog)
-    for appid, t in sorted(out.trimmed.items()):
-        from weanalysis.store.days import day_date
-
-        click.echo(
-            f"{appid}: deleted {t.visits} visits and {t.profiles} profiles before "
-            f"{day_date(t.from_day).isoformat()} (retention)"
-        )
-    click.echo(f"deleted {out.files} unused files or folders")
 
 
 @click.command("check")

@@ -29,7 +29,6 @@ from weanalysis.portrait.imported import (
 )
 from weanalysis.portrait.query import DateFormatError, PortraitQuery, parse_date
 from weanalysis.store import Store
-from weanalysis.store.snapshot import WindowBeforeRetention
 from weanalysis.wechat.dialect import portrait_document, trend_document
 
 
@@ -119,7 +118,7 @@ def portrait(ctx, appid, begin, end, where, min_users, crosstab, compare, pretty
             result = explore_imported(ImportedPortraits(store.app_dir(appid), appid), q, ex)
         else:
             result = explore(EmbeddedSource.of(store, appid), q, ex)
-    except (ExploreError, WindowBeforeRetention) as err:
+    except ExploreError as err:
         fail(str(err))
     except NotImported:
         fail(f"no portrait was imported for {appid} {q.ref_date} (weanalysis portraits import)")
@@ -156,6 +155,6 @@ def trend_cmd(ctx, appid, begin, end, dim, users, where, min_users, pretty) -> N
         fail(f"app {appid} holds imported portraits, not records: a trend needs the records")
     try:
         t = trend(EmbeddedSource.of(store, appid), PortraitQuery.of(appid, b, e), d, users, seg, k)
-    except (ExploreError, WindowBeforeRetention) as err:
+    except ExploreError as err:
         fail(str(err))
     echo_json(trend_document(t), pretty=pretty)

@@ -229,11 +229,14 @@ def portraits(
     sys.exit(1 if result.summary.rejected else 0)
 
 
+_HELD_SNAPSHOTS: list = []
+
+
 def _from_store(spec, data: str, timezone: str | None) -> None:
     from pathlib import Path
 
     from weanalysis.store.catalog import Catalog
-    from weanalysis.store.snapshot import StoreFormatError, read_manifest
+    from weanalysis.store.snapshot import AppSnapshot, StoreFormatError
 
     path = Path(data)
     if not (path / "catalog.sqlite").exists():
@@ -248,9 +251,14 @@ def _from_store(spec, data: str, timezone: str | None) -> None:
     spec.timezone = timezone or app.timezone
     spec.store_app_dir = (path / "apps" / spec.appid).resolve()
     try:
-        spec.store_manifest = read_manifest(spec.store_app_dir)
+        # the snapshot holds a reader lease for the life of this process, so the raw segments
+        # its manifest names stay on disk while the job reads them (a writer merging small
+        # segments meanwhile deletes the old ones only once no lease covers them)
+        snap = AppSnapshot(spec.store_app_dir)
     except StoreFormatError as e:
         fail(str(e))
+    _HELD_SNAPSHOTS.append(snap)
+    spec.store_manifest = snap.manifest
 
 
 @spark.command("job-path")

@@ -42,8 +42,12 @@ def user_values(
     for c in PERSON_COLUMNS:
         if columns is None or c.name in columns:
             values[c.name] = source.person_values(c.name, w.users, q.end)
-    names = {d.column.name: source.value_names(d.column.name) for d in DIMENSIONS if not d.has_ids}
-    return UserValues(w.users, w.first_day >= q.begin, values, names)
+    return UserValues(w.users, w.first_day >= q.begin, values, _names(source))
+
+
+def _names(source: PortraitSource) -> dict[str, list[str | None]]:
+    """The names of the codes of every column the data numbers (devices)."""
+    return {d.column.name: source.value_names(d.column.name) for d in DIMENSIONS if not d.has_ids}
 
 
 def column_size(column: Column, uv: UserValues) -> int:
@@ -69,7 +73,6 @@ def ranked_items(dim: Dimension, counts: np.ndarray, names: list[str | None] | N
 def user_set(uv: UserValues, mask: np.ndarray | None = None) -> UserSet:
     """The portrait lists of the users selected by ``mask`` (all when None)."""
     counts: dict[str, np.ndarray] = {}
-    lists: dict[str, list[Item]] = {}
     # the selected rows once, as indices: one pass over the mask instead of one per column
     rows = None if mask is None else np.flatnonzero(mask)
     for dim in DIMENSIONS:
@@ -77,12 +80,31 @@ def user_set(uv: UserValues, mask: np.ndarray | None = None) -> UserSet:
         if col.name not in counts:
             v = uv.values[col.name] if rows is None else uv.values[col.name][rows]
             counts[col.name] = np.bincount(v.astype(np.intp), minlength=column_size(col, uv))
-        lists[dim.list_name] = ranked_items(dim, counts[col.name], uv.names.get(col.name))
     total = len(uv) if rows is None else len(rows)
+    return user_set_of_counts(counts, total, uv.names)
+
+
+def user_set_of_counts(
+    counts: dict[str, np.ndarray], total: int, names: dict[str, list[str | None]]
+) -> UserSet:
+    """The portrait lists from the number of users per code of each column."""
+    lists = {
+        dim.list_name: ranked_items(dim, counts[dim.column.name], names.get(dim.column.name))
+        for dim in DIMENSIONS
+    }
     return UserSet(total=total, lists=lists)
 
 
 def compute(source: PortraitSource, q: PortraitQuery) -> PortraitResult:
     """The portrait of ``q`` over ``source`` (exact distinct-user counts)."""
+    # a source may hold the counts of a window already (the store: per-day aggregates)
+    pre = source.counts(q.begin, q.end)
+    if pre is not None:
+        names = _names(source)
+        return PortraitResult(
+            query=q,
+            new=user_set_of_counts(pre.new, pre.new_total, names),
+            active=user_set_of_counts(pre.active, pre.active_total, names),
+        )
     uv = user_values(source, q)
     return PortraitResult(query=q, new=user_set(uv, uv.is_new), active=user_set(uv))

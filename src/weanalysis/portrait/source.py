@@ -24,6 +24,15 @@ class Window(NamedTuple):
     values: dict[str, np.ndarray]  # visit column -> the code of the user's latest known value
 
 
+class WindowCounts(NamedTuple):
+    """A window's answer as counts: users per code of each column, active and new."""
+
+    active_total: int
+    new_total: int
+    active: dict[str, np.ndarray]  # column -> users per code (index = code)
+    new: dict[str, np.ndarray]
+
+
 class PortraitSource(Protocol):
     """What the engine needs from the records of one app."""
 
@@ -45,6 +54,11 @@ class PortraitSource(Protocol):
 
     def person_values(self, column: str, users: np.ndarray, end_day: int) -> np.ndarray:
         """The latest known value (0 unknown) of a person column as of the end of ``end_day``."""
+        ...
+
+    def counts(self, begin: int, end: int) -> WindowCounts | None:
+        """The window's answer as counts when the source holds it already (the engine then
+        skips the per-user work); None otherwise."""
         ...
 
     def value_names(self, column: str) -> list[str | None]:

@@ -56,17 +56,15 @@ MIGRATIONS = [
     """
     ALTER TABLE apps ADD COLUMN min_users INTEGER NOT NULL DEFAULT 0
     """,
-    # 4: retention (days of records kept; NULL keeps everything) and the secret's epoch: a random
-    # value made anew by every rotation, bound into dashboard sessions, so that rotating the
-    # secret (or removing and adding the app again) signs every old session out at once
+    # 4: the secret's epoch: a random value made anew by every rotation, bound into dashboard
+    # sessions, so that rotating the secret (or removing and adding the app again) signs every
+    # old session out at once
     """
-    ALTER TABLE apps ADD COLUMN retention_days INTEGER;
     ALTER TABLE apps ADD COLUMN secret_epoch TEXT NOT NULL DEFAULT ''
     """,
 ]
 MAX_MIN_USERS = 1_000_000
-APP_COLUMNS = "appid, timezone, created_at, retention_days, secret_epoch"
-MAX_RETENTION_DAYS = 100 * 366
+APP_COLUMNS = "appid, timezone, created_at, secret_epoch"
 
 
 class CatalogError(InputError):
@@ -78,7 +76,6 @@ class App:
     appid: str
     timezone: str
     created_at: float
-    retention_days: int | None = None
     epoch: str = ""
 
     @property
@@ -267,7 +264,7 @@ class Catalog:
             _raise_if_read_only(e, self.path)
             raise
         self._changed()
-        return App(appid, timezone, now, None, epoch)
+        return App(appid, timezone, now, epoch)
 
     def get(self, appid: str) -> App | None:
         self.refresh()
@@ -322,14 +319,6 @@ class Catalog:
         with self.transaction() as db:
             self._require(db, appid)
             db.execute("UPDATE apps SET timezone = ? WHERE appid = ?", (timezone, appid))
-        self._changed()
-
-    def set_retention(self, appid: str, days: int | None) -> None:
-        if days is not None and not 1 <= days <= MAX_RETENTION_DAYS:
-            raise CatalogError(f"retention must be 1-{MAX_RETENTION_DAYS} days")
-        with self.transaction() as db:
-            self._require(db, appid)
-            db.execute("UPDATE apps SET retention_days = ? WHERE appid = ?", (days, appid))
         self._changed()
 
     def remove_app(self, appid: str) -> None:

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from weanalysis.records.validate import VISIT, ValidChunk
+
 M1 = np.uint64(0xBF58476D1CE4E5B9)
 M2 = np.uint64(0x94D049BB133111EB)
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -222,3 +224,34 @@ def record_keys(
             events = event_keys(event_id)
         keys[has_event] = events[has_event]
     return keys
+
+
+def _coded_lanes(col) -> tuple[np.ndarray, np.ndarray]:
+    """Hash lanes of a coded column: each distinct value hashed once."""
+    lanes = string_lanes(pa.array(list(col.values) + [None], pa.string()))
+    return lanes[0][col.idx], lanes[1][col.idx]
+
+
+def content_lanes(v: ValidChunk, rows: np.ndarray) -> np.ndarray:
+    """The content part of the idempotency key: every canonical field but the user.
+
+    The writer mixes in the user's dense id (cheaper than hashing openid strings), and uses
+    the event id instead wherever there is one.
+    """
+    n = len(rows)
+    k = KeyBuilder(n, TAG_CONTENT)
+    k.add(int_lanes(v.time_ms[rows])).add(int_lanes(v.gender[rows])).add(int_lanes(v.age[rows]))
+    if v.kind == VISIT:
+        k.add(int_lanes(v.province[rows].astype(np.int64) << 32 | v.city[rows]))
+        k.add(int_lanes(v.platform[rows]))
+        ip = v.ip[rows]
+        v4 = v.ipv4[rows]
+        v6 = (v4 == 0) & (ip != None)  # noqa: E711
+        ip_lanes = [v4.astype(np.uint64), v4.astype(np.uint64)]
+        if v6.any():
+            h0, h1 = string_lanes(pa.array(ip[v6], pa.string()))
+            ip_lanes[0][v6], ip_lanes[1][v6] = h0, h1
+        k.add((ip_lanes[0], ip_lanes[1]))
+        for col in (v.brand, v.model, v.user_agent):
+            k.add(_coded_lanes(col.take(rows)))
+    return k.keys()

@@ -12,7 +12,9 @@ can record ``path -> checksum`` for every file it names without reading anything
 from __future__ import annotations
 
 import io
+import mmap
 import os
+import re
 import threading
 import zlib
 from pathlib import Path
@@ -105,15 +107,16 @@ def write_npy(path: Path, arr: np.ndarray) -> None:
     WRITTEN.note(path, f"crc32:{out.crc:08x}")
 
 
-def load_npy(path: Path, mmap: bool = True, ndim: int = 1) -> np.ndarray:
-    """A stored array; a missing, truncated, zeroed or garbled file is a StoreDamagedError."""
+def load_npy(path: Path, mmap: bool = True, ndim: int | None = 1) -> np.ndarray:
+    """A stored array (memory-mapped unless ``mmap`` is false); a missing, truncated, zeroed
+    or garbled file is a StoreDamagedError. ``ndim`` None: any number of dimensions."""
     try:
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        arr = map_npy(path) if mmap else np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise StoreDamagedError(path, "the file is missing") from None
     except (ValueError, OSError, EOFError) as e:  # np.load's words for a broken file
         raise StoreDamagedError(path, f"not a readable array ({e})") from None
-    if not isinstance(arr, np.ndarray) or arr.ndim != ndim:
+    if not isinstance(arr, np.ndarray) or (ndim is not None and arr.ndim != ndim):
         raise StoreDamagedError(path, f"not a {ndim}-dimensional array")
     return arr
 
@@ -126,6 +129,32 @@ def load_json(path: Path) -> object:
         raise StoreDamagedError(path, "the file is missing") from None
     except orjson.JSONDecodeError as e:
         raise StoreDamagedError(path, f"not JSON ({e})") from None
+
+
+_NPY_HEADER = re.compile(
+    rb"\{'descr': '([<>|][a-z][0-9]+)', 'fortran_order': (True|False), "
+    rb"'shape': \(([0-9, ]*)\), \}"
+)
+
+
+def map_npy(path: Path) -> np.ndarray:
+    """A read-only memory map of a .npy file as a plain ndarray. The header is parsed here:
+    ``np.load`` evaluates it as Python source, which costs more than a query's day column.
+    A file shorter than its header says raises ValueError."""
+    with open(path, "rb") as f:
+        head = f.read(128)
+        m = _NPY_HEADER.search(head)
+        if head[:8] != b"\x93NUMPY\x01\x00" or m is None:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        offset = 10 + int.from_bytes(head[8:10], "little")
+        shape = tuple(int(x) for x in m.group(3).replace(b" ", b"").split(b",") if x)
+        dtype = np.dtype(m.group(1).decode())
+        count = int(np.prod(shape)) if shape else 1
+        if count == 0:
+            return np.zeros(shape, dtype=dtype)
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
+    return arr.reshape(shape, order="F" if m.group(2) == b"True" else "C")
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:

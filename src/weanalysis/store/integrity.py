@@ -1,8 +1,9 @@
 """Checksums of stored files: recorded in the manifest, verified on read and by ``check``.
 
-The manifest records ``checksums: {relative path: checksum}`` for every file it names, whatever
-the layout: the files are found by walking the manifest's values for relative paths (a folder
-stands for the files in it), so a new kind of file is covered without touching this module.
+The manifest records ``checksums: {relative path: checksum}`` for every file it names
+(:func:`weanalysis.store.snapshot.named_files`: raw and user segments, keys, every run of the
+day summaries, first days and person logs, device names, the recent-window view and the
+per-day counts; a folder stands for the files in it).
 The manifest itself carries ``manifest_checksum``, computed over its canonical JSON without
 that key.
 
@@ -18,7 +19,6 @@ import mmap
 import os
 import threading
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +29,6 @@ from weanalysis.store import files
 
 log = logging.getLogger("weanalysis.store")
 
-# manifest keys whose strings are not files named by this state
-NOT_FILES = frozenset({"checksums", "garbage", "changes", "manifest_checksum"})
 SELF_KEY = "manifest_checksum"
 
 
@@ -56,36 +54,27 @@ def file_checksum(path: Path) -> str:
             return f"crc32:{zlib.crc32(mm):08x}"
 
 
-def _strings(obj: object) -> Iterator[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            if k not in NOT_FILES:
-                yield from _strings(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _strings(v)
-
-
 def named_files(app_dir: Path, manifest: dict) -> list[str]:
-    """Relative paths of every file the manifest names (folders expanded), sorted."""
+    """Relative paths of every file the manifest names (the folders of runs, the view and
+    retained data expanded into their files), sorted."""
+    from weanalysis.store.snapshot import named_files as names_of
+
     out: set[str] = set()
-    for s in _strings(manifest):
-        if not s or s.startswith(("/", ".")) or "/" not in s or ".." in s.split("/"):
-            continue
+    for s in names_of(manifest):
         p = app_dir / s
         if p.is_dir():
             out.update(f"{s}/{c.name}" for c in p.iterdir() if not c.name.startswith("."))
-        elif p.is_file():
-            out.add(s)
+        else:
+            out.add(s)  # a missing file is named too: check reports it
     return sorted(out)
 
 
-def manifest_checksums(app_dir: Path, manifest: dict) -> dict[str, str]:
-    """``path -> checksum`` for the files ``manifest`` names: known ones kept, new ones taken
-    from what this process wrote (no read back), anything else read once (older folders)."""
-    known = manifest.get("checksums") or {}
+def manifest_checksums(app_dir: Path, manifest: dict, known: dict | None = None) -> dict[str, str]:
+    """``path -> checksum`` for the files ``manifest`` names: new ones taken from what this
+    process wrote (no read back), known ones (``known``, else the manifest's) kept, anything
+    else read once (folders written before checksums were recorded)."""
+    if known is None:
+        known = manifest.get("checksums") or {}
     out = {}
     for rel in named_files(app_dir, manifest):
         digest = files.WRITTEN.pop(app_dir / rel) or known.get(rel)
@@ -180,3 +169,22 @@ def check_app(app_dir: Path, manifest: dict, rel_to: Path) -> tuple[int, list[Pr
         if got != sums[rel]:
             problems.append(Problem(f"{where}/{rel}", f"checksum {got}, expected {sums[rel]}"))
     return len(sums), problems
+
+
+def verified(app_dir: Path, manifest: dict, rel: str) -> Path:
+    """``app_dir / rel`` after verifying it (a folder: each file in it) against the checksums
+    ``manifest`` records; how the writer reads the runs it merges, so that a damaged file is
+    never folded into a new one with a fresh checksum. Files without a recorded checksum (new
+    in this commit, or written before checksums) are taken as they are."""
+    sums = manifest.get("checksums")
+    path = app_dir / rel
+    if sums is None:
+        return path
+    if rel in sums:
+        VERIFIED.check(path, sums[rel])
+    else:
+        prefix = rel + "/"
+        for name, want in sums.items():
+            if name.startswith(prefix):
+                VERIFIED.check(app_dir / name, want)
+    return path

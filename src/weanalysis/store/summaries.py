@@ -23,6 +23,44 @@ from weanalysis.dims import VALUE_BITS, VISIT_COLUMNS
 VISIT_ATTRS = tuple(c.name for c in VISIT_COLUMNS)
 ATTR_DTYPES = {c.name: c.dtype for c in VISIT_COLUMNS}
 VALUE_MASK = (1 << VALUE_BITS) - 1
+
+# A day summary stores its visit columns packed in one int64 per user (the query scatters one
+# array per day, not one per column): each column's code in its own bit field, and a marker bit
+# so that a user with nothing known is still told from no user.
+ACTIVE_BIT = np.int64(1 << 62)
+FIELDS: dict[str, tuple[int, int]] = {}  # column -> (shift, mask)
+_shift = 0
+for _c in VISIT_COLUMNS:
+    _bits = np.dtype(_c.dtype).itemsize * 8
+    FIELDS[_c.name] = (_shift, (1 << _bits) - 1)
+    _shift += _bits
+assert _shift <= 62, "the visit columns no longer fit one int64: a new storage format"
+del _shift, _c, _bits
+
+
+def pack(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """Visit columns (codes >= 0) -> one int64 per row, with the marker bit."""
+    n = len(next(iter(cols.values())))
+    out = np.full(n, ACTIVE_BIT, dtype=np.int64)
+    for name, (shift, _) in FIELDS.items():
+        out |= np.asarray(cols[name]).astype(np.int64) << shift
+    return out
+
+
+def partial_rows(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """Positions (int32) of the rows where some visit column is unknown (0)."""
+    some = np.zeros(len(cols["uid"]), dtype=bool)
+    for name in FIELDS:
+        some |= np.asarray(cols[name]) == 0
+    return np.flatnonzero(some).astype(np.int32)
+
+
+def unpack(packed: np.ndarray, name: str) -> np.ndarray:
+    """One visit column of packed rows, in the column's dtype."""
+    shift, mask = FIELDS[name]
+    return ((packed >> shift) & mask).astype(ATTR_DTYPES[name])
+
+
 SLOT_BITS = 17
 UNDATED_SLOT = 1  # 0 means "no entry"; day d sits on slot d + 2
 
@@ -50,12 +88,13 @@ def merge_day(
     """Merge new visits of one day (in storage order) into the day's summary.
 
     ``values[a]`` is 0 where attribute ``a`` is unknown. Returns arrays ``uid`` and, for each
-    attribute, ``a`` and ``a_t``, all aligned on the sorted unique uids.
+    attribute, ``a`` and ``a_t`` (of ``time_ms``' dtype: the store keeps int32 offsets from the
+    day's start), all aligned on the sorted unique uids.
     """
     if old is not None and len(old["uid"]):
         # the new rows are summarised on their own (small), then merged into the stored
         # summary with binary searches and one insertion pass: no sort of the whole day
-        return _merge_summaries(old, merge_day(None, uid, time_ms, values))
+        return merge_summaries(old, merge_day(None, uid, time_ms, values))
     users = np.unique(uid)
     out: dict[str, np.ndarray] = {"uid": users.astype(np.uint32)}
     for a in VISIT_ATTRS:
@@ -64,7 +103,7 @@ def merge_day(
         order = np.lexsort((t, u))  # stable: equal (uid, time) keep storage order
         last = order[_last_per_group(u[order])]
         col = np.zeros(len(users), dtype=ATTR_DTYPES[a])
-        col_t = np.zeros(len(users), dtype=np.int64)
+        col_t = np.zeros(len(users), dtype=time_ms.dtype)
         pos = np.searchsorted(users, u[last])
         col[pos] = v[last]
         col_t[pos] = t[last]
@@ -73,11 +112,13 @@ def merge_day(
     return out
 
 
-def _merge_summaries(
+def merge_summaries(
     old: dict[str, np.ndarray], new: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """A day's stored summary updated with the summary of later-stored rows (which win ties)."""
-    ou, nu = np.asarray(old["uid"]), new["uid"]
+    """A day's summary updated with the summary of later-stored rows (which win ties)."""
+    ou, nu = np.asarray(old["uid"]), np.asarray(new["uid"])
+    if len(ou) == 0:
+        return {k: np.array(v) for k, v in new.items()}
     pos = np.searchsorted(ou, nu)
     exists = np.zeros(len(nu), dtype=bool)
     inside = pos < len(ou)
@@ -85,14 +126,74 @@ def _merge_summaries(
     out = {k: np.array(old[k]) for k in new}  # copies: the stored files are read-only maps
     at = pos[exists]
     for a in VISIT_ATTRS:
-        nv, nt = new[a][exists], new[a + "_t"][exists]
+        nv, nt = np.asarray(new[a])[exists], np.asarray(new[a + "_t"])[exists]
         take = (nv != 0) & ((out[a][at] == 0) | (nt >= out[a + "_t"][at]))
         out[a][at[take]] = nv[take]
         out[a + "_t"][at[take]] = nt[take]
     add = ~exists
     if add.any():
-        out = {k: np.insert(out[k], pos[add], new[k][add]) for k in out}
+        out = {k: np.insert(out[k], pos[add], np.asarray(new[k])[add]) for k in out}
     return out
+
+
+LOG_COLUMNS = ("key", "t", "val")
+
+
+def new_entries(
+    uid: np.ndarray, slot: np.ndarray, time_ms: np.ndarray, value: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Known values (in storage order) as a log run: one entry per key, the latest by time
+    (a tie goes to the row stored later), sorted by key."""
+    key = (uid.astype(np.int64) << SLOT_BITS) | slot.astype(np.int64)
+    order = np.lexsort((time_ms, key))  # stable: storage order breaks time ties
+    last = order[_last_per_group(key[order])]
+    return {
+        "key": key[last],
+        "t": time_ms[last].astype(np.int64),
+        "val": value[last].astype(np.int8),
+    }
+
+
+def merge_logs(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Two log runs as one; the ``new`` run was stored later, so it wins a time tie. Binary
+    searches and one insertion pass: no sort of the old run."""
+    ok, ot, ov = np.asarray(old["key"]), np.array(old["t"]), np.array(old["val"])
+    nk, nt, nv = np.asarray(new["key"]), np.asarray(new["t"]), np.asarray(new["val"])
+    if len(ok) == 0:
+        return {"key": np.array(nk), "t": np.array(nt), "val": np.array(nv)}
+    pos = np.searchsorted(ok, nk)
+    inside = pos < len(ok)
+    exists = np.zeros(len(nk), dtype=bool)
+    exists[inside] = ok[pos[inside]] == nk[inside]
+    win = np.zeros(len(nk), dtype=bool)
+    win[exists] = nt[exists] >= ot[pos[exists]]
+    ot[pos[win]] = nt[win]
+    ov[pos[win]] = nv[win]
+    add = ~exists
+    return {
+        "key": np.insert(ok, pos[add], nk[add]),
+        "t": np.insert(ot, pos[add], nt[add]),
+        "val": np.insert(ov, pos[add], nv[add]),
+    }
+
+
+def latest_two(log: dict[str, np.ndarray], num_users: int) -> dict[str, np.ndarray]:
+    """Per user, the last entry of a (base) log run and the one before it, packed as
+    ``slot << VALUE_BITS | value`` (0: none): a window ending before a user's last change is
+    answered by the entry before it, almost always, without a search."""
+    keys, vals = np.asarray(log["key"]), np.asarray(log["val"])
+    cur = np.zeros(num_users, dtype=np.int32)
+    prev = np.zeros(num_users, dtype=np.int32)
+    if len(keys) == 0:
+        return {"cur": cur, "prev": prev}
+    users = keys >> SLOT_BITS
+    ends = _last_per_group(users)
+    cur[users[ends]] = _packed(keys[ends], vals[ends])
+    before = ends - 1
+    has = (before >= 0) & (users[np.maximum(before, 0)] == users[ends])
+    b = before[has]
+    prev[users[ends][has]] = _packed(keys[b], vals[b])
+    return {"cur": cur, "prev": prev}
 
 
 def merge_person(
@@ -103,55 +204,12 @@ def merge_person(
     value: np.ndarray,
     num_users: int,
 ) -> dict[str, np.ndarray]:
-    """Merge new known values (in storage order) into a person log; returns the new log.
-
-    The stored log is sorted and has one entry per key, so the new entries (few, usually) are
-    merged in with binary searches and one insertion pass, not a sort of the whole log.
-    """
-    key = (uid.astype(np.int64) << SLOT_BITS) | slot.astype(np.int64)
-    order = np.lexsort((time_ms, key))  # stable: storage order breaks time ties
-    last = order[_last_per_group(key[order])]
-    nk, nt, nv = key[last], time_ms[last], value[last].astype(np.int8)
-    if old is None or len(old["key"]) == 0:
-        log = {"key": nk, "t": nt, "val": nv}
-    else:
-        ok, ot, ov = old["key"], np.array(old["t"]), np.array(old["val"])
-        pos = np.searchsorted(ok, nk)
-        inside = pos < len(ok)
-        exists = np.zeros(len(nk), dtype=bool)
-        exists[inside] = ok[pos[inside]] == nk[inside]
-        # a new record wins a tie: it was stored later
-        win = np.zeros(len(nk), dtype=bool)
-        win[exists] = nt[exists] >= ot[pos[exists]]
-        ot[pos[win]] = nt[win]
-        ov[pos[win]] = nv[win]
-        add = ~exists
-        log = {
-            "key": np.insert(ok, pos[add], nk[add]),
-            "t": np.insert(ot, pos[add], nt[add]),
-            "val": np.insert(ov, pos[add], nv[add]),
-        }
-    # per user, the last entry and the one before it, packed as slot << VALUE_BITS | value: a window
-    # ending before a user's last change is answered by the entry before it, almost always
-    cur = np.zeros(num_users, dtype=np.int32)
-    prev = np.zeros(num_users, dtype=np.int32)
-    if old is not None and len(old["cur"]):
-        n_old = min(len(old["cur"]), num_users)
-        cur[:n_old] = old["cur"][:n_old]
-        prev[:n_old] = old["prev"][:n_old]
-    # only users with new entries can have a new last (or second to last) entry
-    users = np.unique(nk >> SLOT_BITS)
-    keys = log["key"]
-    ends = np.searchsorted(keys, (users + 1) << SLOT_BITS) - 1
-    cur[users] = _packed(keys[ends], log["val"][ends])
-    before = ends - 1
-    has = (before >= 0) & ((keys[np.maximum(before, 0)] >> SLOT_BITS) == users)
-    prev[users] = np.where(
-        has, _packed(keys[np.maximum(before, 0)], log["val"][np.maximum(before, 0)]), 0
-    )
-    log["cur"] = cur
-    log["prev"] = prev
-    return log
+    """Merge new known values (in storage order) into a whole person log; returns the new log
+    with its per-user ``cur``/``prev`` (what a base run holds)."""
+    log = new_entries(uid, slot, time_ms, value)
+    if old is not None and len(old["key"]):
+        log = merge_logs(old, log)
+    return {**log, **latest_two(log, num_users)}
 
 
 def _packed(keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
@@ -160,30 +218,83 @@ def _packed(keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
     )
 
 
-def person_values(log: dict[str, np.ndarray] | None, users: np.ndarray, end_day: int) -> np.ndarray:
-    """The latest known value (0 unknown) of each user in ``users`` as of the end of ``end_day``."""
-    out = np.zeros(len(users), dtype=np.int8)
-    if log is None or len(users) == 0:
-        return out
+def _base_values(log: dict[str, np.ndarray], users: np.ndarray, end_day: int) -> np.ndarray:
     n = len(log["cur"])
-    inside = users < n
-    u = users[inside]
-    c = log["cur"][u]
-    e_slot = day_slot(end_day)
-    slot = c >> VALUE_BITS
-    vals = np.where((slot > 0) & (slot <= e_slot), c & VALUE_MASK, 0).astype(np.int8)
-    later = np.flatnonzero(slot > e_slot)
+    all_inside = len(users) == 0 or int(users.max()) < n
+    u = users if all_inside else users[users < n]
+    c = np.asarray(log["cur"])[u]
+    # packed ``slot << VALUE_BITS | value``: an entry on a slot <= e is a number < limit, and
+    # no entry is 0, whose value bits are 0 too: one comparison instead of unpacking the slot
+    limit = (day_slot(end_day) + 1) << VALUE_BITS
+    vals = (c & VALUE_MASK).astype(np.int8)
+    later = np.flatnonzero(c >= limit)
     if len(later):
-        p = log["prev"][u[later]]
-        ps = p >> VALUE_BITS
-        vals[later] = np.where((ps > 0) & (ps <= e_slot), p & VALUE_MASK, 0)
-        deeper = later[ps > e_slot]  # two or more changes after the window: search the log
+        p = np.asarray(log["prev"])[u[later]]
+        vals[later] = np.where(p < limit, p & VALUE_MASK, 0)
+        deeper = later[p >= limit]  # two or more changes after the window: search the log
         if len(deeper):
-            lu = u[deeper].astype(np.int64)
-            pos = np.searchsorted(log["key"], (lu << SLOT_BITS) | e_slot, side="right") - 1
-            ok = pos >= 0
-            pos_ok = np.where(ok, pos, 0)
-            ok &= (log["key"][pos_ok] >> SLOT_BITS) == lu
-            vals[deeper] = np.where(ok, log["val"][pos_ok], 0)
-    out[inside] = vals
+            vals[deeper] = _entry_at(log, u[deeper], day_slot(end_day))[2]
+    if all_inside:
+        return vals
+    out = np.zeros(len(users), dtype=np.int8)
+    out[users < n] = vals
+    return out
+
+
+def _entry_at(
+    log: dict[str, np.ndarray], users: np.ndarray, e_slot: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per user, the position of its last entry with ``slot <= e_slot`` in a log run:
+    (found, position, value, slot) — value and slot 0 where there is none."""
+    keys = log["key"]
+    lu = users.astype(np.int64)
+    if len(keys) == 0:
+        z = np.zeros(len(users), dtype=np.int64)
+        return np.zeros(len(users), dtype=bool), z, z.astype(np.int8), z
+    pos = np.searchsorted(keys, (lu << SLOT_BITS) | e_slot, side="right") - 1
+    ok = pos >= 0
+    pos_ok = np.where(ok, pos, 0)
+    found_keys = np.asarray(keys[pos_ok])
+    ok &= (found_keys >> SLOT_BITS) == lu
+    vals = np.where(ok, log["val"][pos_ok], 0).astype(np.int8)
+    slots = np.where(ok, found_keys & ((1 << SLOT_BITS) - 1), 0)
+    return ok, pos_ok, vals, slots
+
+
+def person_values(
+    runs: list[dict[str, np.ndarray]] | dict[str, np.ndarray] | None,
+    users: np.ndarray,
+    end_day: int,
+) -> np.ndarray:
+    """The latest known value (0 unknown) of each user in ``users`` as of the end of ``end_day``.
+
+    ``runs``: the log's runs, oldest first; the first (the base) carries ``cur``/``prev``; the
+    later ones (small: recent commits not yet merged) override it user by user — a later slot
+    wins, and on the same slot the later time (a tie: the later run).
+    """
+    if isinstance(runs, dict):
+        runs = [runs]
+    if not runs or len(users) == 0:
+        return np.zeros(len(users), dtype=np.int8)
+    out = _base_values(runs[0], users, end_day)
+    if len(runs) == 1:
+        return out
+    delta = runs[1]
+    for r in runs[2:]:
+        delta = merge_logs(delta, r)
+    e_slot = day_slot(end_day)
+    touched = np.unique(np.asarray(delta["key"]) >> SLOT_BITS)
+    where = np.searchsorted(users, touched)  # users are sorted
+    where = np.minimum(where, len(users) - 1)
+    present = users[where] == touched
+    idx, tu = where[present], touched[present]
+    if len(tu) == 0:
+        return out
+    d_ok, d_pos, d_val, d_slot = _entry_at(delta, tu, e_slot)
+    b_ok, b_pos, _, b_slot = _entry_at(runs[0], tu, e_slot)
+    same = d_ok & b_ok & (d_slot == b_slot)
+    d_t = np.asarray(delta["t"])[d_pos]
+    b_t = np.asarray(runs[0]["t"])[b_pos] if len(runs[0]["key"]) else np.zeros(len(tu), np.int64)
+    take = d_ok & (~b_ok | (d_slot > b_slot) | (same & (d_t >= b_t)))
+    out[idx[take]] = d_val[take]
     return out
