@@ -199,3 +199,21 @@ def test_an_ingest_meeting_a_damaged_file_stops_with_its_name(data, tmp_path):
     assert "Traceback" not in r.output
     after = json.loads((app_dir / "manifest.json").read_text())
     assert after["version"] == manifest["version"]  # nothing was committed over it
+
+
+@pytest.mark.parametrize("command", ["forget", "timezone", "rebuild"])
+def test_a_rederivation_meeting_a_damaged_raw_segment_stops_with_its_name(data, command):
+    app_dir = data / "apps" / "wxA"
+    manifest = json.loads((app_dir / "manifest.json").read_text())
+    victim = app_dir / manifest["raw"][0]
+    flip(victim)
+    args = {
+        "forget": ["forget", "--appid", "wxA", "--openid", "u1"],
+        "timezone": ["app", "set", "wxA", "--timezone", "UTC"],
+        "rebuild": ["rebuild", "--appid", "wxA"],
+    }[command]
+    r = run(data, *args)
+    assert r.exit_code == 2, r.output
+    assert f"damaged file {victim}: checksum" in r.output and "Traceback" not in r.output
+    after = json.loads((app_dir / "manifest.json").read_text())
+    assert after["version"] == manifest["version"]  # nothing was derived from it

@@ -430,7 +430,8 @@ class Writer:
         st = _AppState(d, None)
         st.num_users = old["users"]
         st.device_names, st.device_code = [], {}
-        segments = [d / name for name in c.new["raw"]]
+        # the raw records are the source of truth: a damaged one is never re-derived from
+        segments = [verified(d, old, name) for name in c.new["raw"]]
         total = sum(pq.ParquetFile(p).metadata.num_rows for p in segments)
         done = 0
         for name, path in zip(c.new["raw"], segments, strict=True):
