@@ -217,3 +217,14 @@ def test_a_rederivation_meeting_a_damaged_raw_segment_stops_with_its_name(data, 
     assert f"damaged file {victim}: checksum" in r.output and "Traceback" not in r.output
     after = json.loads((app_dir / "manifest.json").read_text())
     assert after["version"] == manifest["version"]  # nothing was derived from it
+
+
+def test_checksums_noted_by_commits_do_not_pile_up(data):
+    from weanalysis.store import files
+
+    with TestClient(create_app(Store(data))) as c:
+        for i in range(30):  # live commits: each writes runs and segments, merging some away
+            row = {"openid": f"n{i}", "time": f"{YESTERDAY.isoformat()}T21:00:00+08:00"}
+            assert c.post("/collect?appid=wxA", json=[row]).json()["accepted"] == 1
+    assert files.WRITTEN.noted_under(data / "apps") == []
+    assert run(data, "check").exit_code == 0

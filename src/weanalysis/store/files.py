@@ -42,6 +42,18 @@ class _Written:
         with self._lock:
             return self._sums.pop(str(Path(path).absolute()), None)
 
+    def drop_under(self, folder: Path) -> None:
+        """Forget what was noted in ``folder`` (files a commit wrote and merged away at once)."""
+        prefix = str(Path(folder).absolute()) + os.sep
+        with self._lock:
+            for k in [k for k in self._sums if k.startswith(prefix)]:
+                del self._sums[k]
+
+    def noted_under(self, folder: Path) -> list[str]:
+        prefix = str(Path(folder).absolute()) + os.sep
+        with self._lock:
+            return [k for k in self._sums if k.startswith(prefix)]
+
 
 WRITTEN = _Written()
 

@@ -153,8 +153,12 @@ def write_manifest(app_dir: Path, manifest: dict, known: dict | None = None) -> 
     then the atomic replace (the commit point). Returns the manifest as written."""
     manifest = dict(manifest)
     manifest["checksums"] = manifest_checksums(app_dir, manifest, known)
+    # what this commit wrote and no longer names (runs merged away in it): not kept forever
+    # (only the write lock's holder writes into an app's folder)
+    files.WRITTEN.drop_under(app_dir)
     manifest = seal(manifest)
     files.write_json(app_dir / MANIFEST, manifest)
+    files.WRITTEN.pop(app_dir / MANIFEST)  # it carries its own
     return manifest
 
 
