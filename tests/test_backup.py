@@ -184,9 +184,9 @@ def test_backup_refuses_a_damaged_file_and_bad_places(tmp_path):
     ing.close()
     store.close()
     runner = CliRunner()
-    r = runner.invoke(cli, ["--data", str(data), "backup", str(tmp_path / "b"), "--quiet"])
+    r = runner.invoke(cli, ["--data", str(data), "backup", str(tmp_path / "b")])  # with a bar
     assert r.exit_code == 0, r.output
-    assert r.output.startswith(f"backup {tmp_path / 'b'}/backup-")
+    assert r.stdout.startswith(f"backup {tmp_path / 'b'}/backup-")
     with pytest.raises(BackupError, match="outside the data folder"):
         backup(data, data / "inside")
     manifest = json.loads((data / "apps" / "wxA" / "manifest.json").read_text())

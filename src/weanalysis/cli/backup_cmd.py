@@ -28,11 +28,11 @@ def backup_cmd(ctx, dest: str, quiet: bool) -> None:
 
         bar = tqdm(unit=" files", leave=False)
     try:
-        r = backup(src, dest, progress=bar.update if bar else None)
+        r = backup(src, dest, progress=bar.update if bar is not None else None)
     except (BackupError, OSError) as e:
         fail(str(e))
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     mib = r.bytes_copied / 2**20
     click.echo(
