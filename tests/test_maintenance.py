@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import oracle
-from tests.test_portrait_oracle import DAYS, START, a_history, content_key
-from weanalysis.enrich import devices
+from tests.test_portrait_oracle import DAYS, START, a_history, ingest_history
 from weanalysis.ingest import Ingestor
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
@@ -31,34 +30,6 @@ APP = "wxapp"
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-def ingest_history(tmp, history) -> tuple[Store, list[oracle.Rec], list[tuple[dict, oracle.Rec]]]:
-    """Ingest a drawn history; returns the store and the accepted records in storage order."""
-    tz_name, recs, chunk_rows = history
-    for _, canon in recs:
-        if isinstance(canon.device, tuple):
-            canon.device = devices.device_name(*canon.device)
-    store = Store(tmp / "data")
-    store.catalog.add_app(APP, "secret-123", tz_name)
-    accepted: dict[str, list[oracle.Rec]] = {"visit": [], "profile": []}
-    seen: set = set()
-    for kind in ("visit", "profile"):
-        lines = []
-        for rec, canon in recs:
-            if canon.kind != kind:
-                continue
-            lines.append(json.dumps(rec, ensure_ascii=False))
-            key = content_key(rec, canon)
-            if key not in seen:
-                seen.add(key)
-                accepted[kind].append(canon)
-        path = tmp / f"{kind}.jsonl"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        ing = Ingestor(store, kind)
-        ing.ingest_sources([(str(path), "jsonl")], chunk_rows=chunk_rows)
-        ing.close()
-    return store, accepted["visit"] + accepted["profile"], recs
 
 
 def windows(first_begin: int = -(10**9)):
@@ -88,7 +59,7 @@ def assert_consistent(store: Store):
 @given(history=a_history(), pick=st.integers(0, 63))
 def test_forget_equals_oracle_without_the_users(tmp_path_factory, history, pick):
     tmp = tmp_path_factory.mktemp("forget")
-    store, stored, _ = ingest_history(tmp, history)
+    store, stored, _ = ingest_history(tmp, history, compact=True)
     users = sorted({r.openid for r in stored})
     gone = {u for i, u in enumerate(users) if pick >> i & 1} | {"never-seen"}
     app = store.catalog.get(APP)
@@ -163,7 +134,7 @@ def test_forget_then_resend_stores_them_again_as_new(tmp_path):
 @given(history=a_history(), zone=st.sampled_from(["UTC", "Asia/Kolkata", "America/New_York"]))
 def test_new_time_zone_rederives_days(tmp_path_factory, history, zone):
     tmp = tmp_path_factory.mktemp("tz")
-    store, stored, _ = ingest_history(tmp, history)
+    store, stored, _ = ingest_history(tmp, history, compact=True)
     maintenance.set_timezone(store.dir, store.catalog, APP, zone)
     assert store.catalog.get(APP).timezone == zone
     assert_equals_oracle(store, stored, ZoneInfo(zone))

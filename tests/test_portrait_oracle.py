@@ -161,9 +161,10 @@ def a_history(draw):
     return tz, recs, chunk
 
 
-def ingest_history(tmp, history) -> tuple[Store, list[oracle.Rec], ZoneInfo]:
+def ingest_history(tmp, history, compact: bool = False) -> tuple[Store, list[oracle.Rec], ZoneInfo]:
     """Ingests the drawn records as the README says; returns the store and the accepted records
-    in storage order (visits file first, then profiles)."""
+    in storage order (visits file first, then profiles). Without compaction at the end by
+    default, so that reads of several runs per day and log are checked."""
     tz_name, recs, chunk_rows = history
     for _, canon in recs:
         if isinstance(canon.device, tuple):
@@ -187,8 +188,7 @@ def ingest_history(tmp, history) -> tuple[Store, list[oracle.Rec], ZoneInfo]:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         files[kind] = path
     for kind in ("visit", "profile"):
-        # no compaction at the end: the reads of several runs per day and log are checked
-        ing = Ingestor(store, kind, compact=False)
+        ing = Ingestor(store, kind, compact=compact)
         total, _ = ing.ingest_sources([(str(files[kind]), "jsonl")], chunk_rows=chunk_rows)
         ing.close()
         assert total.rejected == 0, total.as_dict()
