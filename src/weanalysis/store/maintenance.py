@@ -142,13 +142,18 @@ def forget(data_dir: Path, app: App, openids: Iterable[str]) -> Erased:
                 raw.append(new_rel)
         return raw
 
-    writer = Writer(data_dir)
-    try:
-        writer.rebuild(app, rewrite_raw=rewrite_raw, rewrite_users=rewrite_users)
-    finally:
-        writer.close()
+    _rebuild(data_dir, app, rewrite_raw=rewrite_raw, rewrite_users=rewrite_users)
     out.users = len(dead_ids)
     return out
+
+
+def _rebuild(data_dir: Path, app: App, **rewrite) -> None:
+    """One :meth:`Writer.rebuild` of ``app`` (under the write lock) with the given rewrites."""
+    writer = Writer(data_dir)
+    try:
+        writer.rebuild(app, **rewrite)
+    finally:
+        writer.close()
 
 
 # -- time zone ----------------------------------------------------------------------------------
@@ -187,11 +192,7 @@ def set_timezone(data_dir: Path, catalog: Catalog, appid: str, timezone: str) ->
                 raw.append(new_rel)
             return raw
 
-        writer = Writer(data_dir)
-        try:
-            writer.rebuild(app, rewrite_raw=rewrite_raw, timezone=timezone)
-        finally:
-            writer.close()
+        _rebuild(data_dir, app, rewrite_raw=rewrite_raw, timezone=timezone)
     # the manifest is the commit point; the catalog follows (the writer already uses the
     # manifest's zone, so a crash in between leaves stored days and new days in one zone)
     catalog.set_timezone(appid, timezone)
