@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from tests import oracle
 from weanalysis.enrich import devices
 from weanalysis.ingest import Ingestor
+from weanalysis.portrait import embedded
 from weanalysis.portrait.duck import DuckSource
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
@@ -223,6 +225,10 @@ def test_engine_equals_oracle(tmp_path_factory, history):
                     wants[(begin, end)] = oracle.portrait(stored, tz, begin, end)
                 want = wants[(begin, end)]
                 assert got == want, (begin, end, compacted)
+                # the same with the two-thread path (halves of the uid space) a large app takes
+                with mock.patch.object(embedded, "PARALLEL_ROWS", 1):
+                    split = portrait_document(compute(EmbeddedSource(snap), q))
+                assert split == want, ("two threads", begin, end, compacted)
                 if duck is not None:
                     assert portrait_document(compute(duck, q)) == want, ("duckdb", begin, end)
         if duck is not None:
