@@ -272,6 +272,17 @@ def run(a: argparse.Namespace) -> int:
                 workdir, a.server_seconds, users=max(a.dau, 10_000)
             )
             ph.note = json.dumps(server["collect"])
+        with phases.phase("server: disk growth of 200 /collect requests of 10 visits") as ph:
+            from bench import collect_disk
+
+            server["collect_disk"] = collect_disk.run(
+                workdir,
+                base_visits=min(a.dau, 1_000_000),
+                requests=200,
+                batch=10,
+                progress=progress,
+            )
+            ph.note = json.dumps(server["collect_disk"])
 
     spark_result = None
     if a.spark_dau > 0:
@@ -439,6 +450,17 @@ def server_rows(server: dict[str, dict]) -> list[Row]:
                 f"{c['records_per_s']:,.0f}/s for {c['seconds']:.0f} s, {c['errors']} errors, "
                 f"{c['stored']:,} stored, request p99 {c['p99_ms']:.0f} ms",
                 target=f"≥ 20,000/s for 60 s {tick(ok)}",
+            )
+        )
+    g = server.get("collect_disk")
+    if g:
+        grown = g["largest_growth_bytes"] / 1e6
+        rows.append(
+            Row(
+                "disk growth, 200 /collect requests of 10 visits",
+                f"{grown:.2f} MB at most ({g['before_bytes'] / 1e6:,.1f} MB store with "
+                f"{g['base_visits']:,} visits that day; {g['stored']:,} stored)",
+                target=f"≤ 10 MB {tick(grown <= 10)}",
             )
         )
     return rows

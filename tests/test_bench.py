@@ -32,3 +32,14 @@ def test_tiny_bench_runs_and_every_engine_agrees(tmp_path: Path) -> None:
         assert row in table
     assert "peak disk while ingesting" in table and "peak RSS" in table
     assert (work / "results.md").exists()
+
+
+@pytest.mark.slow
+def test_small_collect_requests_grow_the_folder_by_their_own_size(tmp_path: Path) -> None:
+    from bench import collect_disk
+
+    r = collect_disk.run(tmp_path, base_visits=30_000, requests=20, batch=10, progress=False)
+    assert r["stored"] == 200
+    # a store that copied the day per commit would grow by 20 × the day; O(own records) grows by
+    # a few kilobytes a request
+    assert r["largest_growth_bytes"] < r["before_bytes"] / 2, r
