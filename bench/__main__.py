@@ -36,7 +36,7 @@ from bench.baseline import DuckBaseline, diff
 from bench.explore import explorer_rows
 from bench.measure import DiskSampler, IngestResult, ingest_files, live_bytes, weanalysis_document
 from bench.peers import DuckPeer, PackedRows, PolarsPeer
-from bench.phases import PhaseLog, log, peak_rss_mb, timed_runs
+from bench.phases import PhaseLog, log, peak_allocated, peak_rss_mb, timed_runs
 from bench.report import DASH, Row, du, machine_rows, mb, ms, rate, render, tick
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.records.validate import PROFILE, VISIT
@@ -70,6 +70,8 @@ class WindowResult:
     match: bool | None = None
     peers: dict[str, float] = field(default_factory=dict)  # peer name -> median seconds
     peer_match: dict[str, bool] = field(default_factory=dict)
+    memory: int = 0  # bytes allocated at the peak of one (untimed) run, tracemalloc
+    day_before: float | None = None  # median seconds of the same window ending a day earlier
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -208,6 +210,13 @@ def run(a: argparse.Namespace) -> int:
             results[w] = WindowResult(
                 w, med, runs, active=sum(i["value"] for i in uv), new=sum(i["value"] for i in new)
             )
+            results[w].memory = peak_allocated(lambda q=q: weanalysis_document(store, q))
+        # a window the recent-window view does not cover (ending the day before the last):
+        # computed from the day summaries and person logs
+        earlier = PortraitQuery(prm.appid, last - 30, last - 1)
+        results[30].day_before = timed_runs(
+            lambda: weanalysis_document(store, earlier), a.repeat, "weanalysis 30 d, day before"
+        )[0]
 
     with phases.phase("explorer: segment, cross-tab, trend vs unfiltered"):
         explorer = explorer_rows(store, queries[30], a.repeat)
@@ -375,6 +384,18 @@ def table_rows(
         for name, t in r.peers.items():
             note = f"{t / r.ours:.1f}× faster" + ("" if r.peer_match[name] else " (DIFFER)")
             rows.append(Row(f"  {name} peer {w} d", DASH, ms(t), note))
+    if results[30].day_before is not None:
+        rows.append(
+            Row("  30 d ending the day before (no view: day summaries)", ms(results[30].day_before))
+        )
+    mem = [results[w].memory for w in WINDOWS]
+    rows.append(
+        Row(
+            "portrait memory, peak allocated (1 / 7 / 30 d)",
+            " / ".join(f"{m / 2**20:,.0f} MiB" for m in mem),
+            target=f"≤ 1 GB {tick(max(mem) <= 2**30)}",
+        )
+    )
     same = [r.match for r in results.values() if r.match is not None]
     same += [m for r in results.values() for m in r.peer_match.values()]
     if same:

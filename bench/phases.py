@@ -6,6 +6,7 @@ import resource
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,3 +79,14 @@ def timed_runs(fn: Callable[[], T], repeat: int, label: str) -> tuple[float, lis
     runs = ", ".join(f"{t * 1000:.0f}" for t in times)
     log(f"  {label}: warm-up {warm * 1000:.0f} ms, runs [{runs}] ms, median {med * 1000:.0f} ms")
     return med, times, result
+
+
+def peak_allocated(fn: Callable[[], object]) -> int:
+    """Bytes allocated at the peak of one call of ``fn`` (tracemalloc: Python objects and numpy
+    arrays; memory-mapped store files are the page cache's, not the query's)."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -28,7 +28,8 @@ def test_tiny_bench_runs_and_every_engine_agrees(tmp_path: Path) -> None:
     assert "| documents equal (1/7/30 d)" in table
     line = next(ln for ln in table.splitlines() if ln.startswith("| documents equal"))
     assert "| yes" in line
-    for row in ("Polars packed peer 30 d", "DuckDB packed peer 30 d", "bytes per stored visit"):
+    rows = ("Polars packed peer 30 d", "DuckDB packed peer 30 d", "bytes per stored visit")
+    for row in (*rows, "portrait memory, peak allocated", "30 d ending the day before"):
         assert row in table
     assert "peak disk while ingesting" in table and "peak RSS" in table
     assert (work / "results.md").exists()
