@@ -228,3 +228,61 @@ def test_checksums_noted_by_commits_do_not_pile_up(data):
             assert c.post("/collect?appid=wxA", json=[row]).json()["accepted"] == 1
     assert files.WRITTEN.noted_under(data / "apps") == []
     assert run(data, "check").exit_code == 0
+
+
+def test_a_lost_manifest_is_damage_not_an_empty_app_and_its_files_stay(data, tmp_path):
+    app_dir = data / "apps" / "wxA"
+    files_before = sorted(p for p in app_dir.rglob("*") if p.is_file() and "leases" not in p.parts)
+    (app_dir / "manifest.json").unlink()
+    manifest_path = app_dir / "manifest.json"
+    d = YESTERDAY.strftime("%Y%m%d")
+    r = run(data, "portrait", "--appid", "wxA", "--begin", d, "--end", d)
+    assert r.exit_code == 2 and f"{manifest_path}: is missing" in r.output, r.output
+    assert "restore the folder from a backup" in r.output
+    r = run(data, "check")
+    assert r.exit_code != 0 and str(manifest_path) in r.output, r.output
+    r = run(data, "app", "list")  # the app is listed as damaged, the command says so
+    assert r.exit_code == 1 and "wxA" in r.output and "DAMAGED" in r.output, r.output
+    r = run(data, "backup", str(tmp_path / "backups"))  # no backup silently without the app
+    assert r.exit_code == 2 and "is missing" in r.output, r.output
+    # a writer must not take the stored files for orphans of a killed commit and delete them
+    path = tmp_path / "more.jsonl"
+    t = f"{YESTERDAY.isoformat()}T20:00:00+08:00"
+    path.write_text(json.dumps({"appid": "wxA", "openid": "new", "time": t}) + "\n")
+    r = run(data, "ingest", str(path))
+    assert r.exit_code == 2 and "is missing" in r.output and "Traceback" not in r.output
+    files_after = sorted(p for p in app_dir.rglob("*") if p.is_file() and "leases" not in p.parts)
+    assert [p for p in files_before if p.name != "manifest.json"] == files_after
+
+
+def test_a_first_commit_that_fails_leaves_an_empty_app_and_its_files_go(tmp_path, monkeypatch):
+    from weanalysis.store import files
+
+    data = tmp_path / "data"
+    store = Store(data)
+    store.catalog.add_app("wxB", "secret-B-123")
+    path = tmp_path / "v.jsonl"
+    t = f"{YESTERDAY.isoformat()}T20:00:00+08:00"
+    path.write_text(json.dumps({"appid": "wxB", "openid": "a", "time": t}) + "\n")
+    real = files.write_parquet
+
+    def write_then_fail(p, table):
+        real(p, table)  # the raw segment is on disk, then the commit dies before its manifest
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "write_parquet", write_then_fail)
+    ing = Ingestor(store, "visit")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the ingest makes of it
+        ing.ingest_sources([(str(path), "jsonl")])
+    ing.close()
+    monkeypatch.setattr(files, "write_parquet", real)
+    app_dir = data / "apps" / "wxB"
+    # the empty manifest was published before anything was written: the leftover is an orphan
+    assert json.loads((app_dir / "manifest.json").read_text())["version"] == 0
+    assert list((app_dir / "raw").iterdir())
+    assert store.snapshot("wxB").record_count("visit") == 0
+    store.close()
+    r = run(data, "ingest", str(path))
+    assert r.exit_code == 0, r.output
+    assert len(list((app_dir / "raw").iterdir())) == 1  # the orphan went, the new one stays
+    assert Store(data).snapshot("wxB").record_count("visit") == 1

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.errors import StoreDamagedError
 from weanalysis.settings import data_dir
 from weanalysis.store import CatalogError
 from weanalysis.store.catalog import DEFAULT_TIMEZONE
@@ -58,31 +59,40 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
     store = open_store(ctx)
     apps = store.catalog.list()
     rows = []
+    damaged = 0
     for a in apps:
-        snap = store.snapshot(a.appid)
-        rows.append(
-            {
-                "appid": a.appid,
-                "timezone": a.timezone,
-                "created_at": datetime.fromtimestamp(a.created_at, UTC).isoformat(
-                    timespec="seconds"
-                ),
-                "users": snap.num_users,
-                "visits": snap.record_count("visit"),
-                "profiles": snap.record_count("profile"),
-                "min_users": store.catalog.min_users(a.appid),
-            }
-        )
+        row = {
+            "appid": a.appid,
+            "timezone": a.timezone,
+            "created_at": datetime.fromtimestamp(a.created_at, UTC).isoformat(timespec="seconds"),
+            "min_users": store.catalog.min_users(a.appid),
+        }
+        try:  # one damaged app does not hide the others
+            snap = store.snapshot(a.appid)
+        except StoreDamagedError as e:
+            damaged += 1
+            row["damaged"] = str(e)
+        else:
+            row["users"] = snap.num_users
+            row["visits"] = snap.record_count("visit")
+            row["profiles"] = snap.record_count("profile")
+            snap.close()
+        rows.append(row)
     if as_json:
         echo_json(rows)
-        return
-    if not rows:
+    elif not rows:
         click.echo("no apps yet: weanalysis app add APPID --secret SECRET")
-        return
-    click.echo(f"{'appid':<24} {'timezone':<20} {'users':>10} {'visits':>12} {'profiles':>10}")
-    for r in rows:
-        cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"])
-        click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*cells))
+    else:
+        head = ("appid", "timezone", "users", "visits", "profiles")
+        click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*head))
+        for r in rows:
+            if "damaged" in r:
+                click.echo(f"{r['appid']:<24} {r['timezone']:<20} DAMAGED: {r['damaged']}")
+                continue
+            cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"])
+            click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*cells))
+    if damaged:
+        ctx.exit(1)  # weanalysis check names every damaged file
 
 
 def _registered(store, appid: str):

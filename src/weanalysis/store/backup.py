@@ -112,6 +112,7 @@ def _stage(data_dir: Path, staging: Path) -> tuple[dict[str, str | None], dict[s
                     shutil.copy2(f, dst)
                     expected[f"apps/{d.name}/{f.name}"] = None
             if not (d / MANIFEST).is_file():
+                read_manifest(d)  # no commit yet; refuses a lost manifest (stored files)
                 continue
             raw = (d / MANIFEST).read_bytes()
             manifest = read_manifest(d)  # refuses a damaged manifest

@@ -7,9 +7,8 @@ import re
 from pathlib import Path
 
 from weanalysis.store.leases import held_versions
-from weanalysis.store.snapshot import MANIFEST, named_files
+from weanalysis.store.snapshot import MANIFEST, SUBFOLDERS, named_files
 
-SUBFOLDERS = ("raw", "users", "days", "persons", "keys", "meta")
 _VERSION = re.compile(r"-v(\d+)")
 
 

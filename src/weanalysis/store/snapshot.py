@@ -8,6 +8,7 @@ snapshot stays consistent, and :meth:`AppSnapshot.is_current` tells when a newer
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -118,11 +119,36 @@ def check_manifest(path: Path, m: object) -> dict:
     return m
 
 
+# the app folder's sub-folders that hold stored files
+SUBFOLDERS = ("raw", "users", "days", "persons", "keys", "meta")
+
+
+def stored_files(app_dir: Path) -> int:
+    """How many entries the app's stored-file sub-folders hold."""
+    n = 0
+    for sub in SUBFOLDERS:
+        try:
+            n += len(os.listdir(app_dir / sub))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    return n
+
+
 def read_manifest(app_dir: Path, any_format: bool = False) -> dict:
     path = app_dir / MANIFEST
     try:
         manifest = orjson.loads(path.read_bytes())
-    except FileNotFoundError:  # no commit yet (the first one writes its files, then this)
+    except FileNotFoundError:
+        # no commit yet; a writer publishes an empty manifest before its first commit writes a
+        # file, so stored files without a manifest mean the manifest was lost: never read that
+        # as an empty app (and never let a writer take those files for orphans)
+        stored = stored_files(app_dir)
+        if stored:
+            raise StoreDamagedError(
+                path,
+                f"is missing, but the app's folder holds {stored} stored files (a lost "
+                "manifest, not an empty app: the files are left untouched)",
+            ) from None
         return empty_manifest()
     except orjson.JSONDecodeError as e:
         raise StoreDamagedError(path, f"not JSON ({e})") from None

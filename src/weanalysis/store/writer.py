@@ -62,6 +62,7 @@ from weanalysis.store.runs import (
 )
 from weanalysis.store.snapshot import (
     FORMAT,
+    MANIFEST,
     AppSnapshot,
     empty_manifest,
     read_manifest,
@@ -186,6 +187,11 @@ class Writer:
         d = self.app_dir(appid)
         manifest = read_manifest(d)
         if appid not in self._opened:
+            if manifest["version"] == 0 and not (d / MANIFEST).exists():
+                # the empty manifest goes first: from now on, stored files without a manifest
+                # can only mean a lost manifest (see read_manifest), never a first commit
+                d.mkdir(parents=True, exist_ok=True)
+                manifest = write_manifest(d, manifest)
             for sub in SUBFOLDERS:
                 (d / sub).mkdir(parents=True, exist_ok=True)
             remove_orphans(d, manifest)
