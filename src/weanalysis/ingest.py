@@ -95,6 +95,25 @@ class Prepared:
     batches: list[tuple[str, np.ndarray, Batch]]
 
 
+def _by_app(valid: ValidChunk, keep: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The kept rows of each app, in appid order."""
+    if valid.apps is None:
+        return [
+            (appid, np.flatnonzero(keep & (valid.appid == appid)))
+            for appid in np.unique(valid.appid[keep])
+        ]
+    codes = valid.apps.idx
+    present = np.flatnonzero(np.bincount(codes[keep], minlength=len(valid.apps.values)))
+    by_app: dict[str, list[int]] = {}  # two raw values may name one app (e.g. padded)
+    for code in present.tolist():
+        by_app.setdefault(valid.apps.values[code], []).append(code)
+    if len(by_app) == 1:
+        return [(appid, np.flatnonzero(keep)) for appid in by_app]
+    return [
+        (appid, np.flatnonzero(keep & np.isin(codes, by_app[appid]))) for appid in sorted(by_app)
+    ]
+
+
 class Ingestor:
     """Validates, enriches and stores chunks of one kind of record."""
 
@@ -157,9 +176,9 @@ class Ingestor:
         else:
             e = None
             keep = np.ones(len(valid), dtype=bool)
-        for appid in np.unique(valid.appid[keep]):
-            rows = np.flatnonzero(keep & (valid.appid == appid))
-            prepared.batches.append((appid, rows, self._batch(valid, e, rows)))
+        prepared.batches = [
+            (appid, rows, self._batch(valid, e, rows)) for appid, rows in _by_app(valid, keep)
+        ]
         return prepared
 
     def store_prepared(self, p: Prepared) -> ChunkOutcome:

@@ -79,9 +79,18 @@ def map_distinct(col: Column, parse: ParseFn, absent: Any = None) -> tuple[np.nd
 
     Absent results (``None``) are replaced by ``absent``.
     """
+    vals, errs, idx = map_codes(col, parse, absent)
+    return vals[idx], errs[idx]
+
+
+def map_codes(
+    col: Column, parse: ParseFn, absent: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`map_distinct` without the per-row objects: (values and errors per distinct
+    value, index of each row's value)."""
     distinct, idx = encode(col)
     vals, errs = _parse_all(distinct, parse, absent)
-    return vals[idx], errs[idx]
+    return vals, errs, idx
 
 
 def _parse_all(values: list, parse: ParseFn, absent: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -223,6 +232,14 @@ def parse_id_column(
     ):
         n = len(col)
         errs = _no_errors(n)
+        lengths = _printable_ascii_lengths(col)
+        if lengths is not None:  # no control, space or invisible character can be in there
+            errs[lengths > limit] = f"longer than {limit} characters"
+            empty = lengths == 0
+            if not empty.any():
+                return col.cast(pa.string()), errs
+            out = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), col.cast(pa.string()))
+            return out, errs
         lengths = pc.fill_null(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
         errs[lengths > limit] = f"longer than {limit} characters"
         empty = lengths == 0
@@ -239,6 +256,28 @@ def parse_id_column(
         col = col.to_pylist()
     vals, errs = map_scalar(col, parse)
     return pa.array(vals, type=pa.string()), errs
+
+
+def _printable_ascii_lengths(col: pa.Array) -> np.ndarray | None:
+    """Each string's length (0 when null) if every byte of the array's text is printable,
+    non-space ASCII (``!`` to ``~``: one byte a character, each visible and safe); else None.
+
+    Whole-buffer checks instead of per-row regexes: the common case of ids (hex digits,
+    base64) costs two passes over the bytes.
+    """
+    n = len(col)
+    bufs = col.buffers()
+    width = np.int64 if pa.types.is_large_string(col.type) else np.int32
+    offsets = np.frombuffer(bufs[1], dtype=width, count=n + 1, offset=col.offset * width().itemsize)
+    base, top = int(offsets[0]), int(offsets[-1])
+    if top > base:
+        data = np.frombuffer(bufs[2], dtype=np.uint8)[base:top]
+        if data.min() < 0x21 or data.max() > 0x7E:
+            return None
+    lengths = np.diff(offsets).astype(np.int64)
+    if col.null_count:
+        lengths[~col.is_valid().to_numpy(zero_copy_only=False)] = 0
+    return lengths
 
 
 # --- ip --------------------------------------------------------------------------------------
@@ -291,9 +330,14 @@ class Coded:
     @classmethod
     def parse(cls, col: Column, parse: ParseFn) -> tuple[Coded, np.ndarray]:
         """Parse once per distinct value; returns (coded canonical values, per-row errors)."""
-        distinct, idx = encode(col)
-        vals, errs = _parse_all(distinct, parse, None)
-        return cls(vals, idx), errs[idx]
+        coded, errs = cls.parse_distinct(col, parse)
+        return coded, errs[coded.idx]
+
+    @classmethod
+    def parse_distinct(cls, col: Column, parse: ParseFn) -> tuple[Coded, np.ndarray]:
+        """Like :meth:`parse`, with the errors per distinct value (``values``' order)."""
+        vals, errs, idx = map_codes(col, parse)
+        return cls(vals, idx), errs
 
     def __len__(self) -> int:
         return len(self.idx)

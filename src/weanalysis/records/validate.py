@@ -48,6 +48,7 @@ class ValidChunk:
     user_agent: C.Coded
     gender: np.ndarray  # int8: 0 absent, 1 男, 2 女
     age: np.ndarray  # int16: -1 absent
+    apps: C.Coded | None = None  # appid again, coded (for grouping rows by app)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -79,18 +80,50 @@ def _platform(value: object) -> int | None:
     return p or None
 
 
-def _location_column(chunk: RawChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Explicit locations, parsed once per distinct (province, city) pair."""
+def _location_column(chunk: RawChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Explicit locations, parsed once per distinct (province, city) pair: (province id, city
+    id) per row, the errors per distinct pair and each row's pair."""
     distinct, idx = C.encode_pairs(chunk.columns["province"], chunk.columns["city"])
     vals, errs = C._parse_all(distinct, lambda pair: _location(*pair), None)
-    n = len(chunk)
-    pid = np.zeros(n, dtype=np.int32)
-    cid = np.zeros(n, dtype=np.int32)
     table = np.array([v if v is not None else (0, 0) for v in vals], dtype=np.int32).reshape(-1, 2)
-    if n:
-        pid[:] = table[idx, 0]
-        cid[:] = table[idx, 1]
-    return pid, cid, errs[idx]
+    if not len(chunk):
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), errs, idx
+    return table[idx, 0], table[idx, 1], errs, idx
+
+
+class _Verdicts:
+    """The first failing check of each row, checks taken in a fixed order.
+
+    Checks come as boolean masks (one entry per row) with a function giving the reasons of
+    some rows, so the common case, a chunk without faults, touches no Python object per row.
+    """
+
+    def __init__(self, n: int):
+        self.bad = np.zeros(n, dtype=bool)
+        self.found: dict[int, tuple[str, str]] = {}  # row -> (reason, field)
+
+    def add(self, name: str, mask: np.ndarray, reasons: Callable[[np.ndarray], object]) -> None:
+        todo = mask & ~self.bad
+        if not todo.any():
+            return
+        rows = np.flatnonzero(todo)
+        prefix = f"{name}: " if name else ""
+        for r, m in zip(rows.tolist(), reasons(rows), strict=True):
+            self.found[r] = (prefix + str(m), name or str(m).split(":", 1)[0])
+        self.bad |= todo
+
+    def rowwise(self, name: str, errs: np.ndarray) -> None:
+        """Errors as an object array with one entry (None or the reason) per row."""
+        self.add(name, errs != None, lambda rows: errs[rows])  # noqa: E711
+
+    def coded(self, name: str, errs: np.ndarray, idx: np.ndarray) -> None:
+        """Errors per distinct value, and each row's value."""
+        has = errs != None  # noqa: E711
+        if has.any():
+            self.add(name, has[idx], lambda rows: errs[idx[rows]])
+
+    def missing(self, name: str, mask: np.ndarray) -> None:
+        self.add(name, mask, lambda rows: ["missing"] * len(rows))
 
 
 class Validator:
@@ -112,100 +145,83 @@ class Validator:
     def validate(self, chunk: RawChunk) -> tuple[ValidChunk, list[Reject]]:
         cols = chunk.columns
         n = len(chunk)
-        checks: list[tuple[str, np.ndarray]] = []
+        v = _Verdicts(n)
 
-        appid, e = C.map_distinct(cols["appid"], self._appid)
-        checks.append(("appid", e))
-        checks.append(("appid", _missing(appid == None)))  # noqa: E711
+        app_vals, e, app_idx = C.map_codes(cols["appid"], self._appid)
+        v.coded("appid", e, app_idx)
+        v.missing("appid", (app_vals == None)[app_idx])  # noqa: E711
         openid, e = C.parse_id_column(
             cols["openid"], fields.parse_openid, fields.MAX_OPENID_CHARS, True
         )
-        checks.append(("openid", e))
-        checks.append(
-            ("openid", _missing(np.asarray(openid.is_null().to_numpy(zero_copy_only=False))))
-        )
+        v.rowwise("openid", e)
+        if openid.null_count:
+            v.missing("openid", np.asarray(openid.is_null().to_numpy(zero_copy_only=False)))
         time_ms, e = C.parse_time_column(cols["time"], self.now_ms)
-        checks.append(("time", e))
+        v.rowwise("time", e)
         if self.kind == VISIT:
-            checks.append(("time", _missing(time_ms == TIME_ABSENT)))
+            v.missing("time", time_ms == TIME_ABSENT)
         event_id, e = C.parse_id_column(
             cols["event_id"], fields.parse_event_id, fields.MAX_EVENT_ID_CHARS, False
         )
-        checks.append(("event_id", e))
-        gender, e = C.map_distinct(cols["gender"], fields.parse_gender)
-        checks.append(("gender", e))
-        age, e = C.map_distinct(cols["age"], fields.parse_age)
-        checks.append(("age", e))
+        v.rowwise("event_id", e)
+        gender, e, gender_idx = C.map_codes(cols["gender"], fields.parse_gender)
+        v.coded("gender", e, gender_idx)
+        age, e, age_idx = C.map_codes(cols["age"], fields.parse_age)
+        v.coded("age", e, age_idx)
 
         if self.kind == VISIT:
             ip, ipv4, e = C.parse_ip_column(cols["ip"])
-            checks.append(("ip", e))
-            province, city, e = _location_column(chunk)
-            checks.append(("", e))  # the reason already names province or city
-            platform, e = C.map_distinct(cols["platform"], _platform)
-            checks.append(("platform", e))
-            brand, e = C.Coded.parse(cols["brand"], fields.parse_brand)
-            checks.append(("brand", e))
-            model, e = C.Coded.parse(cols["model"], fields.parse_model)
-            checks.append(("model", e))
-            ua, e = C.Coded.parse(cols["user_agent"], fields.parse_user_agent)
-            checks.append(("user_agent", e))
+            v.rowwise("ip", e)
+            province, city, e, pair_idx = _location_column(chunk)
+            v.coded("", e, pair_idx)  # the reason already names province or city
+            platform, e, platform_idx = C.map_codes(cols["platform"], _platform)
+            v.coded("platform", e, platform_idx)
+            brand, e = C.Coded.parse_distinct(cols["brand"], fields.parse_brand)
+            v.coded("brand", e, brand.idx)
+            model, e = C.Coded.parse_distinct(cols["model"], fields.parse_model)
+            v.coded("model", e, model.idx)
+            ua, e = C.Coded.parse_distinct(cols["user_agent"], fields.parse_user_agent)
+            v.coded("user_agent", e, ua.idx)
         else:
             ip = np.full(n, None, dtype=object)
             brand = model = ua = C.Coded(np.array([None], dtype=object), np.zeros(n, np.int64))
             ipv4 = np.zeros(n, dtype=np.uint32)
             province = city = np.zeros(n, dtype=np.int32)
-            platform = np.zeros(n, dtype=object)
+            platform, platform_idx = np.zeros(1, dtype=object), np.zeros(n, np.int64)
 
-        reason = np.full(n, None, dtype=object)
-        field = np.full(n, None, dtype=object)
-        for name, errs in checks:
-            todo = (reason == None) & (errs != None)  # noqa: E711
-            if todo.any():
-                prefix = f"{name}: " if name else ""
-                reason[todo] = [prefix + str(m) for m in errs[todo]]
-                field[todo] = [name or str(m).split(":", 1)[0] for m in errs[todo]]
-        bad = reason != None  # noqa: E711
         rejects = list(chunk.rejects)
-        for i in np.flatnonzero(bad):
+        for i, (reason, field) in sorted(v.found.items()):
             rejects.append(
-                Reject(
-                    chunk.source,
-                    int(chunk.lines[i]),
-                    reason[i],
-                    chunk.text_of(int(i)),
-                    field[i],
-                    int(i),
-                )
+                Reject(chunk.source, int(chunk.lines[i]), reason, chunk.text_of(i), field, i)
             )
         rejects.sort(key=lambda r: r.line)
-        keep = np.flatnonzero(~bad)
-        take = pa.array(keep, type=pa.int64())
+        if v.found:
+            keep = np.flatnonzero(~v.bad)
+            take = pa.array(keep, type=pa.int64())
+            openid, event_id = openid.take(take), event_id.take(take)
+        else:  # nothing rejected: no copies of the text columns
+            keep = np.arange(n, dtype=np.int64)
+        app_idx = app_idx[keep]
         valid = ValidChunk(
             kind=self.kind,
             source=chunk.source,
             lines=chunk.lines[keep],
             text_of=chunk.text_of,
             raw_index=keep,
-            appid=appid[keep],
-            openid=openid.take(take),
+            appid=app_vals[app_idx],
+            openid=openid,
             time_ms=time_ms[keep],
-            event_id=event_id.take(take),
+            event_id=event_id,
             ip=ip[keep],
             ipv4=ipv4[keep],
             province=province[keep],
             city=city[keep],
-            platform=C.int_codes(platform[keep], 0, np.int8),
+            platform=C.int_codes(platform, 0, np.int8)[platform_idx[keep]],
             brand=brand.take(keep),
             model=model.take(keep),
             user_agent=ua.take(keep),
-            gender=C.int_codes(gender[keep], 0, np.int8),
-            age=C.int_codes(age[keep], -1, np.int16),
+            gender=C.int_codes(gender, 0, np.int8)[gender_idx[keep]],
+            age=C.int_codes(age, -1, np.int16)[age_idx[keep]],
+            apps=C.Coded(app_vals, app_idx),
         )
         return valid, rejects
-
-
-def _missing(mask: np.ndarray) -> np.ndarray:
-    errs = np.full(len(mask), None, dtype=object)
-    errs[mask] = "missing"
-    return errs
