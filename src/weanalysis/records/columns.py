@@ -9,7 +9,9 @@ the reason for each row.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,21 @@ def _combine(col: Column) -> pa.Array | list:
     return col
 
 
+_NUMBER_TYPES = frozenset({int, float, bool})
+_PLAIN_TYPES = _NUMBER_TYPES | {str, type(None)}
+
+
+def text_array(col: list) -> pa.Array | None:
+    """A list of str and None as an Arrow string array; None for any other value in it (or
+    text Arrow cannot hold, such as a lone surrogate)."""
+    if not set(map(type, col)) <= {str, type(None)}:
+        return None
+    try:
+        return pa.array(col, type=pa.string())
+    except (pa.ArrowException, UnicodeEncodeError):
+        return None
+
+
 def encode(col: Column) -> tuple[list, np.ndarray]:
     """(distinct values, index of each row's value); works for arrow arrays and lists."""
     col = _combine(col)
@@ -46,8 +63,14 @@ def encode(col: Column) -> tuple[list, np.ndarray]:
         distinct = enc.dictionary.to_pylist() + [None]
         idx = pc.fill_null(enc.indices, len(distinct) - 1).to_numpy(zero_copy_only=False)
         return distinct, idx.astype(np.int64)
+    types = set(map(type, col))
+    if types <= _PLAIN_TYPES and len(types & _NUMBER_TYPES) <= 1:
+        # no two values of different types can be equal (1 == 1.0 == True): key by value
+        distinct = list(dict.fromkeys(col))  # first appearance order, as below
+        index = {v: i for i, v in enumerate(distinct)}
+        return distinct, np.fromiter(map(index.__getitem__, col), np.int64, count=len(col))
     cache: dict[tuple[type, Any], int] = {}
-    distinct: list[Any] = []
+    distinct = []
     idx = np.empty(len(col), dtype=np.int64)
     for i, v in enumerate(col):
         try:
@@ -189,10 +212,26 @@ def parse_time_column(col: Column, now_ms: int) -> tuple[np.ndarray, np.ndarray]
                 errs[rest] = rerrs
             return out, errs
         col = col.to_pylist()
-    vals, errs = map_scalar(col, lambda v: fields.parse_time(v, now_ms))
-    for i, v in enumerate(vals):
-        if v is not None:
-            out[i] = v
+    errs = _no_errors(n)
+    rest = np.arange(n)
+    ints = np.flatnonzero(np.fromiter(map(operator.is_, map(type, col), repeat(int)), bool, n))
+    if len(ints):  # JSON epoch numbers (exactly int: not bool), as the scalar parser reads them
+        try:
+            nums = np.array([col[i] for i in ints.tolist()], dtype=np.int64)
+        except OverflowError:
+            pass  # beyond 64 bits: the scalar parser says why
+        else:
+            out[ints] = _epoch_ms_vec(nums)
+            errs[ints] = _time_range_errors(out[ints], np.ones(len(ints), bool), now_ms)
+            rest = np.flatnonzero(
+                np.fromiter(map(operator.is_not, map(type, col), repeat(int)), bool, n)
+            )
+    if len(rest):
+        vals, rerrs = map_scalar(
+            [col[i] for i in rest.tolist()], lambda v: fields.parse_time(v, now_ms)
+        )
+        out[rest] = [TIME_ABSENT if v is None else v for v in vals]
+        errs[rest] = rerrs
     return out, errs
 
 
@@ -254,6 +293,10 @@ def parse_id_column(
         if pa.types.is_null(col.type):
             return pa.nulls(len(col), pa.string()), _no_errors(len(col))
         col = col.to_pylist()
+    else:  # JSON Lines, CSV: printable ASCII text takes the same checks on the whole buffer
+        text = text_array(col)
+        if text is not None and _printable_ascii_lengths(text) is not None:
+            return parse_id_column(text, parse, limit, need_visible)
     vals, errs = map_scalar(col, parse)
     return pa.array(vals, type=pa.string()), errs
 
@@ -286,6 +329,9 @@ def _printable_ascii_lengths(col: pa.Array) -> np.ndarray | None:
 def parse_ip_column(col: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (ip text as object array with None, IPv4 as uint32 (0 if not v4), errors)."""
     col = _combine(col)
+    if isinstance(col, list):
+        text = text_array(col)
+        col = col if text is None else text
     n = len(col)
     v4 = np.zeros(n, dtype=np.uint32)
     if isinstance(col, pa.Array) and (

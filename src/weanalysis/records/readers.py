@@ -193,17 +193,25 @@ def rows_to_chunk(
     source: str,
     rows: list[dict],
     lines: list[int],
-    texts: list[str],
+    texts: list[str] | list[bytes],
     rejects: list[Reject],
 ) -> RawChunk:
+    """Rows as columns; ``texts`` are each row's text, or its raw line (decoded only for the
+    few rows that are rejected)."""
     columns = {f: [r.get(f) for r in rows] for f in FIELDS}
     return RawChunk(
         source=source,
         columns=columns,
         lines=np.array(lines, dtype=np.int64),
-        text_of=lambda i: _cut(texts[i]),
+        text_of=lambda i: _cut(_line_text(texts[i])),
         rejects=rejects,
     )
+
+
+def _line_text(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "replace").rstrip("\r\n")
+    return text
 
 
 def parse_json_objects(
@@ -212,7 +220,7 @@ def parse_json_objects(
     """(line number, raw bytes) pairs of JSON objects -> chunks; bad ones become rejects."""
     rows: list[dict] = []
     lines: list[int] = []
-    texts: list[str] = []
+    texts: list[bytes] = []
     rejects: list[Reject] = []
     for lineno, raw in items:
         if not raw.strip():
@@ -229,7 +237,7 @@ def parse_json_objects(
             continue
         rows.append(obj)
         lines.append(lineno)
-        texts.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        texts.append(raw)
         if len(rows) >= chunk_rows:
             yield rows_to_chunk(source, rows, lines, texts, rejects)
             rows, lines, texts, rejects = [], [], [], []
