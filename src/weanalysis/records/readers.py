@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import IO
 
@@ -198,20 +199,27 @@ def rows_to_chunk(
 ) -> RawChunk:
     """Rows as columns; ``texts`` are each row's text, or its raw line (decoded only for the
     few rows that are rejected)."""
-    columns = {f: [r.get(f) for r in rows] for f in FIELDS}
-    return RawChunk(
-        source=source,
-        columns=columns,
-        lines=np.array(lines, dtype=np.int64),
-        text_of=lambda i: _cut(_line_text(texts[i])),
-        rejects=rejects,
-    )
+    columns = {f: list(map(dict.get, rows, repeat(f))) for f in FIELDS}
+    return _chunk(source, columns, lines, texts, rejects)
 
 
 def _line_text(text: str | bytes) -> str:
     if isinstance(text, bytes):
         return text.decode("utf-8", "replace").rstrip("\r\n")
     return text
+
+
+def _parse_line(source: str, lineno: int, raw: bytes) -> dict | Reject:
+    """One line's JSON object, or why it is rejected."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        return Reject(source, lineno, f"malformed JSON: {e}", _cut(text), "json")
+    if not isinstance(obj, dict):
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        return Reject(source, lineno, "not a JSON object", _cut(text), "json")
+    return obj
 
 
 def parse_json_objects(
@@ -225,15 +233,9 @@ def parse_json_objects(
     for lineno, raw in items:
         if not raw.strip():
             continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
-            rejects.append(Reject(source, lineno, f"malformed JSON: {e}", _cut(text), "json"))
-            continue
-        if not isinstance(obj, dict):
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
-            rejects.append(Reject(source, lineno, "not a JSON object", _cut(text), "json"))
+        obj = _parse_line(source, lineno, raw)
+        if isinstance(obj, Reject):
+            rejects.append(obj)
             continue
         rows.append(obj)
         lines.append(lineno)
@@ -259,7 +261,110 @@ def read_jsonl(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]
             pairs = ((i, orjson.dumps(obj)) for i, obj in enumerate(items, 1))
             yield from parse_json_objects(source, pairs, chunk_rows)
             return
-    yield from parse_json_objects(source, ((i, line) for i, line in enumerate(f, 1)), chunk_rows)
+    yield from _read_jsonl_blocks(f, source, chunk_rows)
+
+
+JSONL_BLOCK_BYTES = 8 << 20
+
+
+def _line_blocks(f: IO[bytes]) -> Iterator[list[bytes]]:
+    """The file's lines (without their ``\\n``), a few megabytes at a time."""
+    rest = b""
+    while block := f.read(JSONL_BLOCK_BYTES):
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        if lines:
+            yield lines
+    if rest:
+        yield [rest]
+
+
+def _parse_block(
+    source: str, lines: list[bytes], first: int
+) -> tuple[list[dict], list[int], list[bytes], list[Reject]]:
+    """Objects of a block of lines (line ``first`` first): (objects, their line numbers, their
+    lines, rejects). Each line is parsed on its own, as :func:`parse_json_objects` does, but in
+    one call over the block while no line fails."""
+    if all(map(bytes.strip, lines)):
+        linenos = list(range(first, first + len(lines)))
+        kept = lines
+    else:
+        pairs = [(i, line) for i, line in enumerate(lines, first) if line.strip()]
+        linenos = [i for i, _ in pairs]
+        kept = [line for _, line in pairs]
+    try:
+        objs = list(map(orjson.loads, kept))
+    except orjson.JSONDecodeError:
+        objs = None
+    if objs is not None and set(map(type, objs)) <= {dict}:
+        return objs, linenos, kept, []
+    good: tuple[list, list, list] = ([], [], [])
+    rejects: list[Reject] = []
+    for lineno, raw in zip(linenos, kept, strict=True):
+        obj = _parse_line(source, lineno, raw)
+        if isinstance(obj, Reject):
+            rejects.append(obj)
+        else:
+            good[0].append(obj)
+            good[1].append(lineno)
+            good[2].append(raw)
+    return (*good, rejects)
+
+
+# Lines parsed and taken apart into columns at a time: their objects are still in the CPU's
+# cache when their fields are picked (twice as fast as picking from a million objects).
+JSONL_BATCH_LINES = 2048
+
+
+def _read_jsonl_blocks(f: IO[bytes], source: str, chunk_rows: int) -> Iterator[RawChunk]:
+    """JSON Lines in blocks; the chunks (rows and rejects in each) are those of
+    :func:`parse_json_objects` over the same lines."""
+    columns: dict[str, list] = {name: [] for name in FIELDS}
+    lines: list[int] = []
+    texts: list[bytes] = []
+    rejects: list[Reject] = []
+    first = 1
+    for block in _line_blocks(f):
+        for at in range(0, len(block), JSONL_BATCH_LINES):
+            part = block[at : at + JSONL_BATCH_LINES]
+            objs, linenos, raw, bad = _parse_block(source, part, first)
+            first += len(part)
+            cols = {name: list(map(dict.get, objs, repeat(name))) for name in FIELDS}
+            del objs
+            while linenos:
+                take = chunk_rows - len(lines)
+                for name in FIELDS:
+                    columns[name] += cols[name][:take]
+                    cols[name] = cols[name][take:]
+                lines += linenos[:take]
+                texts += raw[:take]
+                linenos, raw = linenos[take:], raw[take:]
+                if len(lines) >= chunk_rows:
+                    last = lines[-1]
+                    rejects += [r for r in bad if r.line < last]
+                    bad = [r for r in bad if r.line > last]
+                    yield _chunk(source, columns, lines, texts, rejects)
+                    columns = {name: [] for name in FIELDS}
+                    lines, texts, rejects = [], [], []
+            rejects += bad
+    if lines or rejects:
+        yield _chunk(source, columns, lines, texts, rejects)
+
+
+def _chunk(
+    source: str,
+    columns: dict[str, list],
+    lines: list[int],
+    texts: list[str] | list[bytes],
+    rejects: list[Reject],
+) -> RawChunk:
+    return RawChunk(
+        source=source,
+        columns=columns,
+        lines=np.array(lines, dtype=np.int64),
+        text_of=lambda i: _cut(_line_text(texts[i])),
+        rejects=rejects,
+    )
 
 
 def _is_utf8(text: str) -> bool:
