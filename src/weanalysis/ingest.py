@@ -91,7 +91,7 @@ class Prepared:
     """A chunk validated and enriched, with its batches ready for the store."""
 
     out: ChunkOutcome
-    valid: ValidChunk
+    raw_index: np.ndarray  # position in the raw chunk of each valid row
     batches: list[tuple[str, np.ndarray, Batch]]
 
 
@@ -164,7 +164,9 @@ class Ingestor:
         """Everything before the store (validate, enrich, keys): safe to run in another thread."""
         out = ChunkOutcome(np.full(len(chunk), REJECTED, dtype=np.int8), [], {})
         valid, out.rejects = self.validator.validate(chunk)
-        prepared = Prepared(out, valid, [])
+        # holds no column of the raw chunk or of the valid rows: only the batches' own copies
+        # stay in memory while they wait for the store
+        prepared = Prepared(out, valid.raw_index, [])
         if len(valid) == 0:
             return prepared
         if self.kind == VISIT:
@@ -190,29 +192,38 @@ class Ingestor:
             r = self.writer.commit(self.store.catalog.get(appid), batch)
             if r.accepted:
                 self._touched.add(appid)
-            out.status[p.valid.raw_index[rows]] = np.where(r.kept, ACCEPTED, DUPLICATE)
+            out.status[p.raw_index[rows]] = np.where(r.kept, ACCEPTED, DUPLICATE)
         return out
 
     def _batch(self, v: ValidChunk, e, rows: np.ndarray) -> Batch:
+        every = len(rows) == len(v)  # the common case: one app, nothing filtered
         take = pa.array(rows, type=pa.int64())
-        age = v.age[rows]
+
+        def texts(a: pa.Array) -> pa.Array:
+            return a if every else a.take(take)
+
+        def values(a: np.ndarray) -> np.ndarray:
+            return a if every else a[rows]
+
+        age = values(v.age)
+        event_id = texts(v.event_id)
         b = Batch(
             kind=v.kind,
-            openid=v.openid.take(take),
-            time_ms=v.time_ms[rows],
+            openid=texts(v.openid),
+            time_ms=values(v.time_ms),
             content=content_lanes(v, rows),
-            event_id=v.event_id.take(take),
-            events=event_keys(v.event_id.take(take)),
-            gender=v.gender[rows],
+            event_id=event_id,
+            events=event_keys(event_id),
+            gender=values(v.gender),
             age=age,
             age_bucket=age_buckets(age),
             raw={},
         )
         if v.kind == VISIT:
-            b.location = e.location[rows]
-            b.platform = e.platform[rows]
+            b.location = values(e.location)
+            b.platform = values(e.platform)
             b.device = e.device.take(rows)
-            b.raw["ip"] = pa.array(v.ip[rows], pa.string())
+            b.raw["ip"] = pa.array(values(v.ip), pa.string())
             for name in ("brand", "model", "user_agent"):
                 b.raw[name] = getattr(v, name).take(rows).arrow()
         return b
