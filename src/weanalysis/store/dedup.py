@@ -40,36 +40,32 @@ LANE_MUL = (np.uint64(31), np.uint64(0x100000001B3))
 def _words(arr: pa.Array) -> tuple[list[np.ndarray], np.ndarray]:
     """Each string's UTF-8 bytes as little-endian uint64 words (zero-padded), and lengths.
 
-    ``U[p]`` is the 8 bytes starting at byte ``p`` of the data buffer, so word ``k`` of a string
-    starting at ``s`` is ``U[s + 8k]`` with the bytes past its end masked off: a handful of
-    whole-array operations, no loop over rows.
+    Word ``k`` of a string starting at byte ``s`` is the 8 bytes from ``s + 8k`` (past the end
+    of the data: zeros) with the bytes past the string's end masked off: a handful of
+    whole-array operations, no loop over rows, and memory for one word of each string at a time.
     """
     arr = arr.cast(pa.large_string())
     n = len(arr)
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
     base, top = int(offsets[0]), int(offsets[-1])
-    data = (
-        np.frombuffer(bufs[2], dtype=np.uint8)[base:top]
-        if bufs[2] is not None and top > base
-        else np.zeros(0, np.uint8)
-    )
-    padded = np.zeros(len(data) + 8, dtype=np.uint64)
-    padded[: len(data)] = data
-    u = padded[: len(data) + 1].copy()
-    for i in range(1, 8):
-        u |= padded[i : len(data) + 1 + i] << np.uint64(8 * i)
+    padded = np.zeros(top - base + 8, dtype=np.uint8)
+    if bufs[2] is not None and top > base:
+        padded[: top - base] = np.frombuffer(bufs[2], dtype=np.uint8)[base:top]
     starts = offsets[:-1] - base
     lens = offsets[1:] - offsets[:-1]
+    within = np.arange(8, dtype=np.int64)
     words = []
     for k in range(-(-int(lens.max(initial=0)) // 8)):
+        at = np.minimum(starts + 8 * k, top - base)
+        word = padded[at[:, None] + within].view("<u8").reshape(n)
         left = np.clip(lens - 8 * k, 0, 8).astype(np.uint64)
         mask = np.where(
             left >= 8,
             np.uint64(0xFFFFFFFFFFFFFFFF),
             (np.uint64(1) << (left * np.uint64(8))) - np.uint64(1),
         )
-        words.append(u[np.minimum(starts + 8 * k, len(u) - 1)] & mask)
+        words.append(word.astype(np.uint64) & mask)
     return words, lens
 
 
