@@ -47,6 +47,8 @@ MARKER = ".bench-workdir"
 WINDOWS = (1, 7, 30)
 SECRET = "bench-secret-0001"
 TARGET_INGEST = 250_000  # visits/s at 1M DAU
+TARGET_INGEST_JSONL = 100_000  # records/s
+TARGET_INGEST_RSS_MB = 4096  # peak RSS of the process up to the end of the ingests, at 1M DAU
 TARGET_1D = 0.015
 TARGET_7D = 0.100
 TARGET_30D = 0.300
@@ -362,9 +364,23 @@ def table_rows(
     ):
         r = ingests.get(name)
         if r:
+            target = DASH
+            if name == "jsonl":
+                ok = r.records / r.seconds >= TARGET_INGEST_JSONL
+                target = f"≥ {TARGET_INGEST_JSONL:,}/s {tick(ok)}"
             rows.append(
-                Row(label, f"{rate(r.records, r.seconds)} ({r.records:,} in {r.seconds:.1f} s)")
+                Row(
+                    label,
+                    f"{rate(r.records, r.seconds)} ({r.records:,} in {r.seconds:.1f} s)",
+                    target=target,
+                )
             )
+    if ingests:
+        peak = max(r.peak_rss_mb for r in ingests.values())
+        target = f"≤ {TARGET_INGEST_RSS_MB / 1024:.0f} GB at 1M DAU"
+        if a.dau >= 1_000_000:
+            target += f" {tick(peak <= TARGET_INGEST_RSS_MB)}"
+        rows.append(Row("peak RSS while ingesting", f"{peak:,.0f} MB", target=target))
     skipped = "skipped" if a.skip_baseline else DASH
     for w, r in results.items():
         base = ms(r.baseline) if r.baseline is not None else skipped

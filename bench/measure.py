@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.phases import peak_rss_mb
 from weanalysis.ingest import Ingestor, Summary
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
@@ -24,6 +25,7 @@ from weanalysis.wechat.dialect import portrait_document
 class IngestResult:
     summary: Summary
     seconds: float
+    peak_rss_mb: float = 0.0  # of the process, at the end of this ingest
 
     @property
     def records(self) -> int:
@@ -61,7 +63,7 @@ def ingest_files(
     finally:
         ing.close()
         bar.close()
-    return IngestResult(total, time.perf_counter() - t0)
+    return IngestResult(total, time.perf_counter() - t0, peak_rss_mb())
 
 
 def weanalysis_document(store: Store, q: PortraitQuery) -> dict:
