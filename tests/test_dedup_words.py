@@ -68,3 +68,14 @@ def test_event_keys_are_stable():
     assert keys[1].tolist() == [0, 0]
     again = dedup.event_keys(pa.array(["x", "ev-1", "中文-事件-0123456789abcdef"]))
     assert keys[0].tolist() == again[1].tolist() and keys[2].tolist() == again[2].tolist()
+
+
+def test_merge_keys_is_sort_keys_of_the_concatenation():
+    rng = np.random.default_rng(5)
+    for n_old, n_new in ((0, 0), (0, 5), (7, 0), (1000, 300), (300, 1000)):
+        older = dedup.sort_keys(rng.integers(0, 40, size=(n_old, 2)).astype(np.uint64))
+        newer = dedup.sort_keys(rng.integers(0, 40, size=(n_new, 2)).astype(np.uint64))
+        want = dedup.sort_keys(np.concatenate([older, newer]))  # many ties in lane 0
+        got = dedup.merge_keys(older, newer)
+        assert got.flags.f_contiguous and got.dtype == np.uint64
+        assert np.array_equal(got, want)

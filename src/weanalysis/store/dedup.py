@@ -136,6 +136,19 @@ def sort_keys(keys: np.ndarray) -> np.ndarray:
     return np.asfortranarray(keys[order])
 
 
+def merge_keys(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
+    """``sort_keys(np.concatenate([older, newer]))`` built lane by lane: the sort reads one
+    contiguous lane, and no C-order copy of all the keys is made (at 50M keys the old way held
+    ~3.4 GB of temporaries, this ~1.8 GB)."""
+    lane0 = np.concatenate([older[:, 0], newer[:, 0]])
+    order = np.argsort(lane0, kind="stable")  # ties: older first, as in the concatenation
+    out = np.empty((len(order), 2), dtype=np.uint64, order="F")
+    np.take(lane0, order, out=out[:, 0])
+    del lane0
+    np.take(np.concatenate([older[:, 1], newer[:, 1]]), order, out=out[:, 1])
+    return out
+
+
 def first_occurrences(keys: np.ndarray) -> np.ndarray:
     """Boolean mask: True for the first row of each distinct key within the batch."""
     n = len(keys)

@@ -559,7 +559,7 @@ class Writer:
         while len(st.keys) > 1 and (
             2 * len(st.keys[-1]) >= len(st.keys[-2]) or len(st.keys) > MAX_KEY_SEGMENTS
         ):
-            merged = dedup.sort_keys(np.concatenate([st.keys[-2], st.keys[-1]]))
+            merged = dedup.merge_keys(st.keys[-2], st.keys[-1])
             c.garbage.extend(names[-2:])
             merges += 1
             name = f"keys/keys-{c.tag}-m{merges}.npy"
