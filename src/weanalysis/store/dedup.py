@@ -142,7 +142,7 @@ def merge_keys(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
     ~3.4 GB of temporaries, this ~1.8 GB)."""
     lane0 = np.concatenate([older[:, 0], newer[:, 0]])
     order = np.argsort(lane0, kind="stable")  # ties: older first, as in the concatenation
-    out = np.empty((len(order), 2), dtype=np.uint64, order="F")
+    out = np.empty((len(order), 2), dtype=np.result_type(older, newer), order="F")
     np.take(lane0, order, out=out[:, 0])
     del lane0
     np.take(np.concatenate([older[:, 1], newer[:, 1]]), order, out=out[:, 1])
