@@ -308,6 +308,17 @@ def test_explorer_equals_oracle(tmp_path_factory, history, exploration, data):
     q = PortraitQuery.of("wxapp", START, START + timedelta(days=DAYS - 1))
     assert portrait_document(explore(duck, q, ex)) == portrait_document(explore(src, q, ex))
     duck.close()
+    # compacted, each day holds its 1-day answer as counts: an unsegmented trend reads them
+    writer = store.writer()
+    writer.compact(store.catalog.get("wxapp"))
+    writer.close()
+    compacted = EmbeddedSource(store.snapshot("wxapp"))
+    scattered: list[tuple[int, int]] = []
+    window = compacted.window
+    compacted.window = lambda b, e: (scattered.append((b, e)), window(b, e))[1]  # type: ignore[method-assign]
+    assert trend_document(trend(compacted, tq, dimension(dim), users, seg, k)) == want
+    if not seg:
+        assert not scattered, scattered
     store.close()
 
 

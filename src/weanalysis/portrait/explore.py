@@ -333,6 +333,13 @@ def trend(
         if day not in with_data:
             out.append(TrendDay(day, 0, []))
             continue
+        pre = None if where else source.counts(day, day)
+        if pre is not None:  # the day's stored aggregate (the 1-day answer) holds the list
+            counts = (pre.new if users == "new" else pre.active)[dim.column.name]
+            total = pre.new_total if users == "new" else pre.active_total
+            names = None if dim.has_ids else source.value_names(dim.column.name)
+            out.append(TrendDay(day, total, ranked_items(dim, counts, names)))
+            continue
         uv = user_values(source, PortraitQuery(q.appid, day, day), columns)
         mask = segment_mask(uv, where)
         if users == "new":
