@@ -216,22 +216,37 @@ class _Pairs:
         """The cross-tab of the users of ``base`` selected by ``mask`` (indexed like ``base``'s
         users; None: all of them)."""
         pair = self.pair if mask is None else self.pair[mask]
-        out: list[tuple[int | str, int | str, int]] = []
-        if len(pair):
-            n = len(self.ckeys)
-            if self.bins <= MAX_CODE_PAIRS:
-                counts = np.bincount(pair, minlength=self.bins)
-                nz = np.flatnonzero(counts)
-                dense = self.rindex[nz // self.csize].astype(np.int64) * n
-                dense += self.cindex[nz % self.csize]
-                keys, where = np.unique(dense, return_inverse=True)
-                values = np.bincount(where, weights=counts[nz]).astype(np.int64)
-            else:
-                counts = np.bincount(pair)
-                keys = np.flatnonzero(counts)
-                values = counts[keys]
-            for p, v in zip(keys.tolist(), values.tolist(), strict=True):
-                out.append((self.rkeys[p // n], self.ckeys[p % n], v))
+        if self.bins <= MAX_CODE_PAIRS:
+            return self._crosstab(np.bincount(pair, minlength=self.bins))
+        return self._crosstab(None, pair)
+
+    def count_new_and_active(self, is_new: np.ndarray) -> tuple[Crosstab, Crosstab]:
+        """The cross-tabs of the new users (``is_new``, indexed like ``base``'s users) and of
+        all of them, in one pass over the users (each pair with its new bit)."""
+        if 2 * self.bins > MAX_CODE_PAIRS:
+            return self.count(is_new), self.count(None)
+        both = np.bincount(self.pair * np.int32(2) + is_new, minlength=2 * self.bins)
+        return self._crosstab(both[1::2]), self._crosstab(both[0::2] + both[1::2])
+
+    def _crosstab(self, counts: np.ndarray | None, pair: np.ndarray | None = None) -> Crosstab:
+        """The cross-tab from the users per code pair (``counts``), or, past MAX_CODE_PAIRS,
+        from the users' pairs of dense list indices (``pair``)."""
+        n = len(self.ckeys)
+        if counts is not None:
+            nz = np.flatnonzero(counts)
+            dense = self.rindex[nz // self.csize].astype(np.int64) * n
+            dense += self.cindex[nz % self.csize]
+            keys, where = np.unique(dense, return_inverse=True)
+            values = np.bincount(where, weights=counts[nz], minlength=len(keys)).astype(np.int64)
+        else:
+            assert pair is not None
+            per_pair = np.bincount(pair)
+            keys = np.flatnonzero(per_pair)
+            values = per_pair[keys]
+        out = [
+            (self.rkeys[p // n], self.ckeys[p % n], v)
+            for p, v in zip(keys.tolist(), values.tolist(), strict=True)
+        ]
         return Crosstab(self.rows.list_name, self.cols.list_name, out)
 
 
@@ -277,8 +292,9 @@ def _window(source: PortraitSource, q: PortraitQuery, ex: Explore) -> PortraitRe
     new, active = user_set(uv, new_mask), user_set(uv, seg)
     if ex.crosstab is not None:
         pairs = _Pairs(uv, BY_LIST[ex.crosstab[0]], BY_LIST[ex.crosstab[1]], seg)
-        new.crosstab = pairs.count(uv.is_new if seg is None else uv.is_new[seg])
-        active.crosstab = pairs.count(None)
+        new.crosstab, active.crosstab = pairs.count_new_and_active(
+            uv.is_new if seg is None else uv.is_new[seg]
+        )
     return PortraitResult(q, new, active, where=ex.where.specs())
 
 
