@@ -186,7 +186,9 @@ def test_users_whose_first_visit_and_profile_lie_before_the_cutoff(tmp_path):
     for openid, t, extra in rows:
         rec = {"appid": APP, "openid": openid, "time": t, **extra}
         ms = int(datetime.fromisoformat(t).timestamp() * 1000)
-        canon = oracle.Rec("visit", openid, ms, gender={"女": 2, "男": 1}.get(extra.get("gender"), 0))
+        canon = oracle.Rec(
+            "visit", openid, ms, gender={"女": 2, "男": 1}.get(extra.get("gender"), 0)
+        )
         canon.age = extra.get("age")
         canon.platform = {"ios": 1, "android": 2}.get(extra.get("platform"), 0)
         recs.append((rec, canon))
@@ -195,7 +197,9 @@ def test_users_whose_first_visit_and_profile_lie_before_the_cutoff(tmp_path):
     out = retention.retain(h.store.dir, h.app, day_number(first_kept))
     assert (out.visits, out.profiles, out.users) == (2, 0, 2)  # old and gone keep a first day
     b, e = date(2017, 6, 4), date(2017, 6, 5)
-    doc = portrait_document(compute(EmbeddedSource(h.store.snapshot(APP)), PortraitQuery.of(APP, b, e)))
+    doc = portrait_document(
+        compute(EmbeddedSource(h.store.snapshot(APP)), PortraitQuery.of(APP, b, e))
+    )
     assert doc == oracle.portrait(h.stored, h.tz, b, e)
     assert [(g["name"], g["value"]) for g in doc["visit_uv"]["genders"]] == [("未知", 1), ("女", 1)]
     assert sum(p["value"] for p in doc["visit_uv_new"]["platforms"]) == 1  # fresh only

@@ -152,9 +152,7 @@ def forget(data_dir: Path, app: App, openids: Iterable[str]) -> Erased:
             return entry
         kept = retention.load(app_dir, manifest)
         dead = np.array(sorted(dead_ids), dtype=np.int64)
-        return retention.write(
-            app_dir, tag, retention.without_users(kept, dead), entry["from_day"]
-        )
+        return retention.write(app_dir, tag, retention.without_users(kept, dead), entry["from_day"])
 
     _rebuild(
         data_dir,

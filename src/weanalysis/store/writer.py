@@ -256,7 +256,8 @@ class Writer:
             return
         out = retention.Trimmed(cutoff)
         try:
-            self._rebuild(app, None, None, None, None, **retention.rewrites(cutoff, out))
+            rw = retention.rewrites(cutoff, out)
+            self._rebuild(app, rw["rewrite_raw"], None, None, None, rw["rewrite_retained"])
             log.info("retention of %s: %s", app.appid, out.as_dict())
         except Exception:
             log.exception("retention of %s failed (done again at the next commit)", app.appid)
