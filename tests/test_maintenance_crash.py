@@ -224,3 +224,27 @@ def test_kill9_during_a_commit_that_applies_the_retention(with_retention, tmp_pa
         consistent(work)
         shutil.rmtree(work)
     print("retention commit outcomes seen:", outcomes)
+
+
+@pytest.mark.slow
+def test_kill9_during_forget_after_retention(with_retention, tmp_path):
+    """forget on a trimmed app also rewrites the retained state: still one commit."""
+    weanalysis(with_retention, "gc", "--no-progress")
+    before = answers(with_retention)
+    done = tmp_path / "done"
+    shutil.copytree(with_retention, done)
+    args = ["forget", "--appid", "wxA", *(x for g in GONE for x in ("--openid", g))]
+    weanalysis(done, *args)
+    after = answers(done)
+    assert after != before
+    rnd = random.Random(15)
+    for i in range(4):
+        work = tmp_path / f"w{i}"
+        shutil.copytree(with_retention, work)
+        run_and_kill(work, args, rnd.uniform(0.3, 1.2))
+        consistent(work)
+        assert answers(work) in (before, after)
+        weanalysis(work, *args)
+        assert answers(work) == after
+        consistent(work)
+        shutil.rmtree(work)

@@ -218,3 +218,42 @@ def test_users_whose_first_visit_and_profile_lie_before_the_cutoff(tmp_path):
     days = np.concatenate([np.asarray(pq.read_table(p).column("day")) for p in snap.raw_files()])
     assert days.min() >= day_number(first_kept)
     h.store.close()
+
+
+def test_a_commit_applies_the_retention_and_folds_in_late_records(tmp_path):
+    """With a retention set, the commit that finds it due trims; a later commit that stores
+    records of days before the range runs a pass again: they leave the raw records, and what
+    they say about first visits and gender/age is kept."""
+    from tests.records import ingest_rows
+
+    tz = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(tz).date()
+    store = Store(tmp_path / "data")
+    store.catalog.add_app(APP, "secret-123")
+    store.catalog.set_retention_days(APP, 3)
+
+    def at(back: int, openid: str, **extra) -> dict:
+        day = today - timedelta(days=back)
+        return {"appid": APP, "openid": openid, "time": f"{day}T09:00:00+08:00", **extra}
+
+    ingest_rows(store, tmp_path / "a.jsonl", [at(9, "u1"), at(1, "u1"), at(1, "u2")])
+    m = store.snapshot(APP).manifest
+    first_kept = day_number(today) - 3
+    assert retention.retained_from(m) == first_kept and m["counts"]["visits"] == 2
+    # late: u2 visited long ago (no longer new), u3 is 女 since a day before the range
+    late = [at(6, "u2"), at(5, "u3", gender="女"), at(1, "u3")]
+    ingest_rows(store, tmp_path / "b.jsonl", late)
+    m = store.snapshot(APP).manifest
+    assert m["counts"]["visits"] == 3 and retention.retained_from(m) == first_kept
+    kept = retention.load(store.app_dir(APP), m)
+    assert sorted(kept["first_uid"].tolist()) == [0, 1, 2]
+    assert kept["gender_val"].tolist() == [2]
+    yesterday = today - timedelta(days=1)
+    q = PortraitQuery.of(APP, yesterday, yesterday)
+    doc = portrait_document(compute(EmbeddedSource(store.snapshot(APP)), q))
+    assert doc["visit_uv_new"]["genders"] == []  # all three first visited before the range
+    assert doc["visit_uv"]["genders"] == [
+        {"id": 0, "name": "未知", "value": 2},
+        {"id": 2, "name": "女", "value": 1},
+    ]
+    store.close()
