@@ -489,8 +489,9 @@ class Writer:
         st = _AppState(d, None)
         st.num_users = old["users"]
         st.device_names, st.device_code = [], {}
-        # the raw records are the source of truth: a damaged one is never re-derived from
+        # what retention kept of deleted records is older than every raw record: first
         self._derive_retained(c, st, old)
+        # the raw records are the source of truth: a damaged one is never re-derived from
         segments = [verified(d, old, name) for name in c.new["raw"]]
         total = sum(pq.ParquetFile(p).metadata.num_rows for p in segments)
         done = 0
