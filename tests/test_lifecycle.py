@@ -287,6 +287,10 @@ def test_retention_from_the_cli_at_a_collect_commit_and_over_every_api(server):
     assert r.status_code == 400 and r.json()["error"]["code"] == "before_retention"
     r = c.get("/api/v1/portrait", params={"begin": YESTERDAY.strftime("%Y%m%d"), "compare": "1"})
     assert r.status_code == 200  # the previous day is inside the range
+    three = {"begin": (YESTERDAY - timedelta(days=2)).strftime("%Y%m%d"), "compare": "1"}
+    r = c.get("/api/v1/portrait", params=three)  # its previous 3 days reach before the range
+    assert r.status_code == 400 and r.json()["error"]["code"] == "before_retention"
+    assert c.get("/api/v1/portrait", params={"begin": three["begin"]}).status_code == 200
     r = run(data, "portrait", "--appid", "wxA", "--begin", d, "--end", d)
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "retention" in r.output
     r = run(data, "gc")
