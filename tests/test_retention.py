@@ -257,3 +257,37 @@ def test_a_commit_applies_the_retention_and_folds_in_late_records(tmp_path):
         {"id": 2, "name": "女", "value": 1},
     ]
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "oldest", "want"),
+    [
+        (None, None, None, None),  # no retention: never
+        (None, 10, None, 90),  # the first pass
+        (90, 10, None, None),  # done for today
+        (89, 10, None, 90),  # a new day
+        (90, 10, 95, None),  # a commit of days inside the range
+        (90, 10, 89, 90),  # a commit of a day before it
+        (95, 10, None, None),  # a longer retention brings nothing back
+        (95, 10, 93, 95),  # ... and records of days before what is kept still go
+        (95, None, 93, None),  # retention off: late records stay
+    ],
+)
+def test_when_a_pass_is_due(start, days, oldest, want):
+    m = {"version": 3}
+    if start is not None:
+        m["retained"] = {"from_day": start, "dir": "meta/retained-v000002"}
+    assert retention.due(m, days, ZoneInfo("UTC"), today_day=100, oldest=oldest) == want
+    assert retention.due({"version": 0}, 10, ZoneInfo("UTC"), today_day=100) is None
+
+
+def test_a_manifest_with_a_garbled_retained_entry_is_refused(tmp_path):
+    from weanalysis.errors import StoreDamagedError
+    from weanalysis.store.snapshot import check_manifest, empty_manifest
+
+    m = {**empty_manifest(), "retained": {"from_day": "x", "dir": "meta/retained-v1"}}
+    with pytest.raises(StoreDamagedError, match="retained"):
+        check_manifest(tmp_path / "manifest.json", m)
+    m["retained"] = {"from_day": 3, "dir": "../../etc"}
+    with pytest.raises(StoreDamagedError, match="outside"):
+        check_manifest(tmp_path / "manifest.json", m)
