@@ -210,6 +210,17 @@ def test_users_whose_first_visit_and_profile_lie_before_the_cutoff(tmp_path):
     src = EmbeddedSource(h.store.snapshot(APP))
     with pytest.raises(WindowBeforeRetention):
         trend(src, PortraitQuery.of(APP, date(2017, 6, 3), date(2017, 6, 5)), dimension("genders"))
+    # a backup restores the retained state too: the same answers, the same refusals
+    from weanalysis.store import backup
+
+    made = backup.backup(h.store.dir, tmp_path / "backups")
+    backup.restore(made.path, tmp_path / "restored")
+    again = Store(tmp_path / "restored")
+    src = EmbeddedSource(again.snapshot(APP))
+    assert portrait_document(compute(src, PortraitQuery.of(APP, b, e))) == doc
+    with pytest.raises(WindowBeforeRetention):
+        compute(src, PortraitQuery.of(APP, date(2017, 6, 3), e))
+    again.close()
     # the time zone cannot be changed any more: the deleted records' days are gone
     with pytest.raises(maintenance.CatalogError, match="retention"):
         maintenance.set_timezone(h.store.dir, h.store.catalog, APP, "UTC")
