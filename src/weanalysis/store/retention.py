@@ -38,9 +38,8 @@ from weanalysis.errors import InputError, StoreDamagedError
 from weanalysis.store import files
 from weanalysis.store.days import day_date, today
 from weanalysis.store.integrity import verified
-from weanalysis.store.rows import Derived
-from weanalysis.store.snapshot import AppSnapshot, read_manifest
-from weanalysis.store.summaries import LOG_COLUMNS, SLOT_BITS, UNDATED_SLOT, day_slot, merge_logs
+from weanalysis.store.rows import RAW_COMMON, REBUILD_ROWS, Derived, rows_of_raw
+from weanalysis.store.snapshot import read_manifest
 
 PROPS = ("gender", "age")  # person columns, named as the person logs are
 ARRAYS = (
@@ -49,7 +48,6 @@ ARRAYS = (
     *(f"{p}_{c}" for p in PROPS for c in ("uid", "day", "t", "val")),
 )
 DTYPES = {"uid": np.uint32, "day": np.int32, "t": np.int64, "val": np.int8}
-_SLOT_MASK = (1 << SLOT_BITS) - 1
 
 
 class WindowBeforeRetention(InputError):
@@ -157,33 +155,58 @@ def write(app_dir: Path, tag: str, arrays: dict[str, np.ndarray], from_day: int)
     return {"from_day": int(from_day), "dir": sub}
 
 
-def state_at(snap: AppSnapshot, cutoff: int) -> dict[str, np.ndarray]:
-    """What the portraits of windows from ``cutoff`` on read of records before it: from the
-    snapshot's derived structures, which hold the previous retained state too."""
-    first = np.asarray(snap.first_day)
-    u = np.flatnonzero(first < cutoff)  # NO_FIRST_DAY (no visit) is never < cutoff
-    out = {"first_uid": u.astype(np.uint32), "first_day": first[u].astype(np.int32)}
+def state_at(app_dir: Path, manifest: dict, cutoff: int) -> dict[str, np.ndarray]:
+    """What the portraits of windows from ``cutoff`` on read of the records of days before it:
+    from the previous retained state and the raw records (read as a rebuild reads them, so this
+    depends on neither the day summaries' nor the person logs' layout)."""
+    kept = load(app_dir, manifest) or empty()
+    first_u, first_d = [kept["first_uid"]], [kept["first_day"]]
+    # per person column: (uid, day, time, value), the previous state's entries first (they
+    # were stored before every raw record), then the raw records in storage order
+    entries = {p: [tuple(kept[f"{p}_{c}"] for c in DTYPES)] for p in PROPS}
+    for rel in manifest["raw"]:
+        path = verified(app_dir, manifest, rel)
+        visit = Path(rel).name.startswith("visits-")
+        for rb in pq.ParquetFile(path).iter_batches(REBUILD_ROWS, columns=list(RAW_COMMON)):
+            rows = rows_of_raw(rb, False, _no_devices)
+            old = rows.dated & (rows.day < cutoff)
+            if visit:
+                first_u.append(rows.uid[old])
+                first_d.append(rows.day[old])
+            for p, values in (("gender", rows.gender), ("age", rows.age_bucket)):
+                sel = old & (values > 0)
+                entries[p].append((rows.uid[sel], rows.day[sel], rows.time_ms[sel], values[sel]))
+    u, d = np.concatenate(first_u).astype(np.int64), np.concatenate(first_d).astype(np.int32)
+    order = np.lexsort((d, u))  # each user's earliest day first
+    lead = np.ones(len(order), dtype=bool)
+    lead[1:] = u[order][1:] != u[order][:-1]
+    pick = order[lead]
+    out = {"first_uid": u[pick].astype(np.uint32), "first_day": d[pick]}
     for p in PROPS:
-        runs = snap.person_runs(p)
-        if runs:
-            log = {k: np.asarray(runs[0][k]) for k in LOG_COLUMNS}
-            for r in runs[1:]:
-                log = merge_logs(log, r)
-        else:
-            log = {"key": np.zeros(0, np.int64), "t": np.zeros(0, np.int64)}
-            log["val"] = np.zeros(0, np.int8)
-        key = np.asarray(log["key"])
-        slot = key & _SLOT_MASK
-        sel = np.flatnonzero((slot > UNDATED_SLOT) & (slot < day_slot(cutoff)))
-        users = key[sel] >> SLOT_BITS
-        last = np.ones(len(sel), dtype=bool)  # sorted by key: a user's last entry before
-        last[:-1] = users[1:] != users[:-1]
-        sel = sel[last]
-        out[f"{p}_uid"] = (key[sel] >> SLOT_BITS).astype(np.uint32)
-        out[f"{p}_day"] = ((key[sel] & _SLOT_MASK) - day_slot(0)).astype(np.int32)
-        out[f"{p}_t"] = np.asarray(log["t"])[sel].astype(np.int64)
-        out[f"{p}_val"] = np.asarray(log["val"])[sel].astype(np.int8)
+        uid, day, t, val = (np.concatenate(col) for col in zip(*entries[p], strict=True))
+        uid = uid.astype(np.int64)
+        # the latest by (day, time), a tie to the one stored later: as the person logs order
+        order = np.lexsort((np.arange(len(uid)), t, day, uid))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = uid[order][1:] != uid[order][:-1]
+        pick = order[last]
+        out[f"{p}_uid"] = uid[pick].astype(np.uint32)
+        out[f"{p}_day"] = day[pick].astype(np.int32)
+        out[f"{p}_t"] = t[pick].astype(np.int64)
+        out[f"{p}_val"] = val[pick].astype(np.int8)
     return out
+
+
+def empty() -> dict[str, np.ndarray]:
+    """A retained state that keeps nothing."""
+    out = {"first_uid": np.zeros(0, np.uint32), "first_day": np.zeros(0, np.int32)}
+    for p in PROPS:
+        out.update({f"{p}_{c}": np.zeros(0, dt) for c, dt in DTYPES.items()})
+    return out
+
+
+def _no_devices(names):  # rows_of_raw of the common columns only: never called
+    raise AssertionError("device codes of a retained-state read")
 
 
 def without_users(arrays: dict[str, np.ndarray], dead: np.ndarray) -> dict[str, np.ndarray]:
@@ -236,7 +259,7 @@ def rewrites(cutoff: int, out: Trimmed) -> dict[str, Callable]:
     def rewrite_retained(app_dir: Path, manifest: dict, tag: str) -> dict:
         start = retained_from(manifest)
         out.from_day = max(cutoff, start) if start is not None else cutoff
-        arrays = state_at(AppSnapshot(app_dir, manifest), out.from_day)
+        arrays = state_at(app_dir, manifest, out.from_day)
         out.users = len(arrays["first_uid"])
         return write(app_dir, tag, arrays, out.from_day)
 
