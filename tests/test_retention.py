@@ -37,7 +37,7 @@ from weanalysis.wechat.dialect import portrait_document
 
 APP = "wxapp"
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
