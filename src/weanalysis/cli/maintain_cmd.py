@@ -139,6 +139,7 @@ def gc(ctx, appid: str | None, as_json: bool, no_progress: bool) -> None:
 
     from weanalysis.store import retention
     from weanalysis.store.days import day_date
+    from weanalysis.store.snapshot import read_manifest
 
     store = open_store(ctx, create=False)
     apps = store.catalog.list()
@@ -174,12 +175,7 @@ def gc(ctx, appid: str | None, as_json: bool, no_progress: bool) -> None:
         elif a.retention_days is None:
             click.echo(f"{a.appid}: no retention (every record is kept)")
         elif out is None:
-            d = store.app_dir(a.appid)
-            start = (
-                retention.retained_from(store.snapshot(a.appid).manifest)
-                if (d / "manifest.json").exists()
-                else None
-            )
+            start = retention.retained_from(read_manifest(store.app_dir(a.appid)))
             since = "" if start is None else f", records kept from {day_date(start).isoformat()}"
             click.echo(f"{a.appid}: retention {a.retention_days} days: nothing to erase{since}")
         else:
