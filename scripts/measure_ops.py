@@ -5,7 +5,8 @@
 Builds a store in a temporary folder (DAU users a day, from a pool of 3x DAU, over DAYS days),
 then times: a 30-day portrait in a fresh process with the checksum verification of its first
 read, the same read again (verified files cached), without verification; ``check``; ``forget``
-of 10 users; a change of time zone; a full and an incremental backup.
+of 10 users; a change of time zone; a full and an incremental backup; ``gc`` with a retention
+of half the days (and the app folder's size before and after), then ``forget`` on the trimmed app.
 """
 
 from __future__ import annotations
@@ -144,6 +145,19 @@ def main() -> None:
         print(f"forget 10 users: {timed(['--data', d, 'forget', '--appid', 'wxA', *ids]):.2f}s")
         tz = ["--data", d, "app", "set", "wxA", "--timezone", "Asia/Urumqi"]
         print(f"new time zone: {timed(tz):.2f}s")
+        keep = a.days // 2
+        timed(["--data", d, "app", "set", "wxA", "--retention-days", str(keep)])
+        before = _mib(data / "apps" / "wxA")
+        took = timed(["--data", d, "gc", "--no-progress"])
+        after = _mib(data / "apps" / "wxA")
+        print(f"gc, retention {keep} days: {took:.2f}s; app folder {before:.0f} -> {after:.0f} MiB")
+        ids = [x for i in range(10, 20) for x in ("--openid", f"user{i}")]
+        took = timed(["--data", d, "forget", "--appid", "wxA", *ids])
+        print(f"forget 10 users after retention: {took:.2f}s")
+
+
+def _mib(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
 if __name__ == "__main__":

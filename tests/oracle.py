@@ -265,3 +265,21 @@ def trend(
             min_users, {"items": withheld_items, "totals": withheld_totals}
         )
     return doc
+
+
+# -- retention (issue 11) -------------------------------------------------------------------------
+
+
+class BeforeRetention(Exception):
+    """The window begins before the retained range: refused, never a smaller answer."""
+
+
+def retained_portrait(
+    records: list[Rec], tz: ZoneInfo, begin: date, end: date, first_kept: date
+) -> dict:
+    """What a portrait must be once the records of days before ``first_kept`` were deleted by
+    retention: inside the retained range, exactly the answer over the *full* history (records
+    deleted included); a window that begins before it is refused."""
+    if begin < first_kept:
+        raise BeforeRetention(begin)
+    return portrait(records, tz, begin, end)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from tests.records import ingest_rows
@@ -261,9 +262,18 @@ def test_a_token_reads_only_its_own_app(client):
     assert b["visit_uv"]["province"] == [{"id": 11, "name": "北京市", "value": 1}]
 
 
+def kept_answers(client) -> tuple[float, float]:
+    """(hits, misses) of the WeChat API's kept answers, as /metrics publishes them."""
+    out = {}
+    for fam in text_string_to_metric_families(client.get("/metrics").text):
+        for s in fam.samples:
+            if s.name == "weanalysis_kept_answers_total" and s.labels["api"] == "wechat":
+                out[s.labels["result"]] = s.value
+    return out.get("hit", 0.0), out.get("miss", 0.0)
+
+
 def test_answers_are_kept_until_a_record_for_their_window_arrives(client, store, tmp_path):
     tok = token(client)
-    service = client.app.state.portraits
     week = {"begin_date": ymd(YESTERDAY - timedelta(days=6)), "end_date": ymd(YESTERDAY)}
     old_week = {
         "begin_date": ymd(YESTERDAY - timedelta(days=8)),
@@ -271,15 +281,17 @@ def test_answers_are_kept_until_a_record_for_their_window_arrives(client, store,
     }
     first = portrait(client, tok, week).json()
     portrait(client, tok, old_week)
-    misses = service.misses
-    assert portrait(client, tok, week).json() == first and service.misses == misses
+    hits, misses = kept_answers(client)
+    assert (hits, misses) == (0, 2)
+    assert portrait(client, tok, week).json() == first
+    assert kept_answers(client) == (hits + 1, misses)  # the kept answer, not recomputed
     # a record for yesterday: the week ending yesterday changes, the older week is kept
     late = {"appid": "wxA", "openid": "zz", "time": f"{YESTERDAY.isoformat()}T13:00:00+08:00"}
     ingest_rows(store, tmp_path / "late.jsonl", [late])
     second = portrait(client, tok, week).json()
-    assert second != first and service.misses == misses + 1
+    assert second != first and kept_answers(client) == (hits + 1, misses + 1)
     portrait(client, tok, old_week)
-    assert service.misses == misses + 1
+    assert kept_answers(client) == (hits + 2, misses + 1)
 
 
 def test_healthz_and_openapi(client):

@@ -286,3 +286,33 @@ def test_a_first_commit_that_fails_leaves_an_empty_app_and_its_files_go(tmp_path
     assert r.exit_code == 0, r.output
     assert len(list((app_dir / "raw").iterdir())) == 1  # the orphan went, the new one stays
     assert Store(data).snapshot("wxB").record_count("visit") == 1
+
+
+def test_the_retained_state_is_checked_and_a_rederivation_stops_at_a_damaged_one(data):
+    from weanalysis.store.retention import ARRAYS
+
+    assert run(data, "app", "set", "wxA", "--retention-days", "5").exit_code == 0
+    r = run(data, "gc", "--no-progress")
+    assert r.exit_code == 0 and "erased" in r.output, r.output
+    app_dir = data / "apps" / "wxA"
+    manifest = json.loads((app_dir / "manifest.json").read_text())
+    rels = [n for n in named_files(app_dir, manifest) if n.startswith("meta/retained-")]
+    assert {kinds(rel) for rel in rels} == {f"meta/retained/{n}.npy" for n in ARRAYS}
+    for rel in rels:
+        path = app_dir / rel
+        good = path.read_bytes()
+        flip(path, len(good) - 1)  # the data, after the header
+        r = run(data, "check")
+        assert r.exit_code == 1 and r.stdout.startswith(f"DAMAGED apps/wxA/{rel}: checksum")
+        path.write_bytes(good)
+    victim = app_dir / rels[0]
+    good = victim.read_bytes()
+    flip(victim, len(good) - 1)
+    for args in (
+        ["rebuild", "--appid", "wxA", "--no-progress"],
+        ["forget", "--appid", "wxA", "--openid", "u1"],
+    ):
+        r = run(data, *args)
+        assert r.exit_code == 2 and rels[0] in r.output, (args, r.output)
+    victim.write_bytes(good)
+    assert run(data, "check").exit_code == 0

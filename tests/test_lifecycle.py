@@ -243,3 +243,85 @@ def test_openapi_describes_forget_and_every_reference_resolves(server):
     assert "#/components/schemas/Erased" in refs
     for ref in refs:
         assert ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"], ref
+
+
+def test_retention_from_the_cli_at_a_collect_commit_and_over_every_api(server):
+    """`app set --retention-days`: the next /collect commit deletes the old days; windows inside
+    the retained range keep their answers, a window before it is refused by every API (WeChat
+    61501, dashboard 400 before_retention, CLI exit 2); `gc` says what it did."""
+    data, c = server
+    old = YESTERDAY - timedelta(days=9)
+    batch = visits(old, ["a1", "a2"]) + visits(YESTERDAY - timedelta(days=1), ["a1", "a3"])
+    batch[0]["gender"] = "女"  # a1's gender is known only from a record that retention deletes
+    assert c.post("/collect?appid=wxA", json=batch).json()["accepted"] == 4
+    tok, _ = token(c)
+    day = YESTERDAY - timedelta(days=1)
+    before = portrait(c, tok, day).json()
+    assert before["visit_uv_new"]["genders"] == [{"id": 0, "name": "未知", "value": 1}]
+    assert before["visit_uv"]["genders"] == [
+        {"id": 0, "name": "未知", "value": 1},
+        {"id": 2, "name": "女", "value": 1},
+    ]
+    kept = portrait(c, tok, old).json()  # answered now, and kept by the server
+    assert "errcode" not in kept and portrait(c, tok, old).json() == kept
+    r = run(data, "app", "set", "wxA", "--retention-days", "5")
+    assert r.exit_code == 0, r.output
+    assert "retention 5 days" in r.output and "next commit" in r.output
+    # the next commit (any record) applies it
+    assert c.post("/collect?appid=wxA", json=visits(YESTERDAY, ["a4"])).json()["accepted"] == 1
+    store = Store(data)
+    m = store.snapshot("wxA").manifest
+    assert (
+        m["counts"]["visits"] == 3 and min(int(d) for d in m["days"]) >= m["retained"]["from_day"]
+    )
+    store.close()
+    assert portrait(c, tok, day).json() == before  # a1 is still not new, and still 女
+    refused = portrait(c, tok, old).json()  # not the kept answer: its records are gone
+    assert refused["errcode"] == 61501 and refused["errmsg"].startswith("date range error")
+    assert sign_in(c).status_code == 200
+    d = old.strftime("%Y%m%d")
+    r = c.get("/api/v1/portrait", params={"begin": d, "end": YESTERDAY.strftime("%Y%m%d")})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "before_retention"
+    assert "保留" in r.json()["error"]["message"]
+    r = c.get("/api/v1/trend", params={"begin": d, "end": d, "dim": "genders"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "before_retention"
+    r = c.get("/api/v1/portrait", params={"begin": YESTERDAY.strftime("%Y%m%d"), "compare": "1"})
+    assert r.status_code == 200  # the previous day is inside the range
+    three = {"begin": (YESTERDAY - timedelta(days=2)).strftime("%Y%m%d"), "compare": "1"}
+    r = c.get("/api/v1/portrait", params=three)  # its previous 3 days reach before the range
+    assert r.status_code == 400 and r.json()["error"]["code"] == "before_retention"
+    assert c.get("/api/v1/portrait", params={"begin": three["begin"]}).status_code == 200
+    r = run(data, "portrait", "--appid", "wxA", "--begin", d, "--end", d)
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "retention" in r.output
+    r = run(data, "gc")
+    assert r.exit_code == 0, r.output
+    assert "wxA: retention 5 days: nothing to erase, records kept from" in r.output
+    assert "wxB: no retention (every record is kept)" in r.output
+    r = run(data, "app", "set", "wxA", "--timezone", "UTC")
+    assert r.exit_code == 2 and "retention deleted" in r.output
+    r = run(data, "app", "set", "wxA", "--retention-days", "forever")
+    assert r.exit_code == 2
+    r = run(data, "app", "set", "wxA", "--retention-days", "none")
+    assert r.exit_code == 0 and "retention off" in r.output
+    assert portrait(c, tok, old).json()["errcode"] == 61501  # what was deleted stays deleted
+    assert run(data, "check").exit_code == 0
+
+
+def test_gc_erases_and_says_what(tmp_path):
+    data = tmp_path / "data"
+    assert run(data, "app", "add", "wxA", "--secret", "secret-A-123").exit_code == 0
+    store = Store(data)
+    with TestClient(create_app(store)) as c:
+        rows = visits(YESTERDAY - timedelta(days=20), ["a1", "a2"]) + visits(YESTERDAY, ["a1"])
+        assert c.post("/collect?appid=wxA", json=rows[:3]).json()["accepted"] == 3
+    store.close()
+    assert run(data, "app", "set", "wxA", "--retention-days", "10").exit_code == 0
+    r = run(data, "gc", "--appid", "wxA", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "wxA: retention 10 days: erased 2 visits and 0 profiles of days before" in r.output
+    assert "(2 users' first visit days kept)" in r.output
+    r = run(data, "gc", "--appid", "wxA", "--json", "--no-progress")
+    assert r.exit_code == 0 and r.output.startswith('{"appid":"wxA","retention_days":10}')
+    assert run(data, "gc", "--appid", "nope").exit_code == 2
+    listed = run(data, "app", "list", "--json")
+    assert '"retention_days":10' in listed.output and '"retained_from":"' in listed.output

@@ -1,6 +1,7 @@
-"""kill -9 at random points of forget and of a time zone change leaves a consistent folder:
-every file the manifest names matches its checksum, and every answer is the one before or the
-one after the operation; running it again completes it."""
+"""kill -9 at random points of forget, of a time zone change, of ``gc`` and of a commit that
+applies the retention leaves a consistent folder: every file the manifest names matches its
+checksum, and every answer is the one before or the one after the operation (a window before
+the retained range: refused after it); running it again completes it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
 from weanalysis.store import Store, maintenance
 from weanalysis.store.integrity import check_app
+from weanalysis.store.retention import WindowBeforeRetention
 from weanalysis.wechat.dialect import portrait_document
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -40,9 +42,12 @@ def answers(data) -> dict:
         for length in (1, 7):
             e = TODAY - timedelta(days=back)
             b = e - timedelta(days=length - 1)
-            out[(b, e)] = portrait_document(
-                compute(EmbeddedSource(snap), PortraitQuery.of("wxA", b, e))
-            )
+            try:
+                out[(b, e)] = portrait_document(
+                    compute(EmbeddedSource(snap), PortraitQuery.of("wxA", b, e))
+                )
+            except WindowBeforeRetention:
+                out[(b, e)] = "refused"
     store.close()
     return out
 
@@ -141,3 +146,146 @@ def test_kill9_during_a_time_zone_change(source, tmp_path):
         store.close()
         consistent(work)
         shutil.rmtree(work)
+
+
+def run_and_kill_while_writing(data, args, kill_after: float | None) -> float:
+    """Start the command, wait until it writes its first file into the app's folder (so the
+    kill lands inside the operation, not in the interpreter's start), then kill it -9 after
+    ``kill_after`` seconds; None lets it finish. Returns the seconds from that first write to
+    the end (the span to draw kill times from)."""
+    app = data / "apps" / "wxA"
+
+    def entries() -> set:
+        return {p for p in app.rglob("*") if "leases" not in p.parts}
+
+    before = entries()
+    env = {**os.environ, "WEANALYSIS_DATA": str(data)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "weanalysis", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and entries() <= before:
+        time.sleep(0.002)
+    started = time.monotonic()
+    if kill_after is not None:
+        time.sleep(kill_after)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if kill_after is None:
+        assert proc.returncode == 0
+    return time.monotonic() - started
+
+
+def weanalysis(data, *args) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "weanalysis", "--data", str(data), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture
+def with_retention(source, tmp_path):
+    """The source with a retention of 4 days set (not applied yet)."""
+    data = tmp_path / "retained"
+    shutil.copytree(source, data)
+    weanalysis(data, "app", "set", "wxA", "--retention-days", "4")
+    return data
+
+
+@pytest.mark.slow
+def test_kill9_during_gc(with_retention, tmp_path):
+    before = answers(with_retention)
+    done = tmp_path / "done"
+    shutil.copytree(with_retention, done)
+    span = run_and_kill_while_writing(done, ["gc", "--no-progress"], None)
+    after = answers(done)
+    assert "refused" in after.values() and "refused" not in before.values()
+    rnd = random.Random(13)
+    outcomes = set()
+    for i in range(4):
+        work = tmp_path / f"w{i}"
+        shutil.copytree(with_retention, work)
+        run_and_kill_while_writing(work, ["gc", "--no-progress"], rnd.uniform(0, 1.2 * span))
+        consistent(work)
+        got = answers(work)
+        assert got in (before, after)
+        outcomes.add("after" if got == after else "before")
+        weanalysis(work, "gc", "--no-progress")
+        assert answers(work) == after
+        consistent(work)
+        shutil.rmtree(work)
+    print("gc outcomes seen:", outcomes)
+
+
+@pytest.mark.slow
+def test_kill9_during_a_commit_that_applies_the_retention(with_retention, tmp_path):
+    """An ingest commit, then the retention pass it finds due: three consistent states."""
+    rng = np.random.default_rng(5)
+    new = tmp_path / "new.jsonl"
+    rows = [{**r, "appid": "wxA"} for r in random_visits(rng, 3000, "late")]
+    new.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    s0 = answers(with_retention)
+    mid = tmp_path / "mid"  # the records stored, the retention not applied yet
+    shutil.copytree(with_retention, mid)
+    weanalysis(mid, "app", "set", "wxA", "--retention-days", "none")
+    weanalysis(mid, "ingest", str(new), "--no-progress")
+    weanalysis(mid, "app", "set", "wxA", "--retention-days", "4")
+    s1 = answers(mid)
+    weanalysis(mid, "gc", "--no-progress")
+    s2 = answers(mid)
+    assert len({str(s0), str(s1), str(s2)}) == 3
+    full = tmp_path / "full"
+    shutil.copytree(with_retention, full)
+    span = run_and_kill_while_writing(full, ["ingest", str(new), "--no-progress"], None)
+    assert answers(full) == s2
+    rnd = random.Random(14)
+    outcomes = set()
+    for i in range(4):
+        work = tmp_path / f"w{i}"
+        shutil.copytree(with_retention, work)
+        args = ["ingest", str(new), "--no-progress"]
+        run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span))
+        consistent(work)
+        got = answers(work)
+        assert got in (s0, s1, s2)
+        outcomes.add({str(s0): "before", str(s1): "stored", str(s2): "after"}[str(got)])
+        weanalysis(work, "ingest", str(new), "--no-progress")  # duplicates; the pass is due
+        assert answers(work) == s2
+        consistent(work)
+        shutil.rmtree(work)
+    print("retention commit outcomes seen:", outcomes)
+
+
+@pytest.mark.slow
+def test_kill9_during_forget_after_retention(with_retention, tmp_path):
+    """forget on a trimmed app also rewrites the retained state: still one commit."""
+    weanalysis(with_retention, "gc", "--no-progress")
+    before = answers(with_retention)
+    done = tmp_path / "done"
+    shutil.copytree(with_retention, done)
+    args = ["forget", "--appid", "wxA", *(x for g in GONE for x in ("--openid", g))]
+    span = run_and_kill_while_writing(done, args, None)
+    after = answers(done)
+    assert after != before
+    rnd = random.Random(15)
+    outcomes = set()
+    for i in range(4):
+        work = tmp_path / f"w{i}"
+        shutil.copytree(with_retention, work)
+        run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span))
+        consistent(work)
+        got = answers(work)
+        assert got in (before, after)
+        outcomes.add("after" if got == after else "before")
+        weanalysis(work, *args)
+        assert answers(work) == after
+        consistent(work)
+        shutil.rmtree(work)
+    print("forget after retention outcomes seen:", outcomes)

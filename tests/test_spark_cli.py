@@ -45,3 +45,28 @@ def test_json_and_stdout_out_conflict():
     args = ["spark", "portraits", "--appid", "wxapp", "--out", "-", "--json"]
     r = CliRunner().invoke(cli, [*args, "--visits", "v", "--end", "20261101"])
     assert r.exit_code == 2 and "standard output" in r.output
+
+
+def test_a_store_trimmed_by_retention_is_refused(tmp_path):
+    """The job derives first visits and gender/age from raw records alone: once retention
+    deleted some, it would answer differently from the store, so it does not start."""
+    from datetime import date
+
+    from tests.records import ingest_rows
+    from weanalysis.store import Store, retention
+    from weanalysis.store.days import day_number
+
+    store = Store(tmp_path / "data")
+    store.catalog.add_app("wxapp", "secret-123")
+    rows = [
+        {"appid": "wxapp", "openid": "u1", "time": f"2026-11-0{d}T10:00:00+08:00"} for d in (1, 5)
+    ]
+    ingest_rows(store, tmp_path / "v.jsonl", rows)
+    retention.retain(store.dir, store.catalog.get("wxapp"), day_number(date(2026, 11, 3)))
+    store.close()
+    args = [*BASE, "--store", str(tmp_path / "data"), "--end", "20261105"]
+    r = CliRunner().invoke(cli, args)
+    assert (
+        r.exit_code == 2 and "retention deleted its records of days before 2026-11-03" in r.output
+    )
+    assert r.output.count("\n") == 1

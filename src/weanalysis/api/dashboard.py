@@ -43,6 +43,8 @@ from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PLAIN, PortraitService
 from weanalysis.store import App, Store
 from weanalysis.store.catalog import MAX_MIN_USERS
+from weanalysis.store.days import day_date
+from weanalysis.store.retention import WindowBeforeRetention
 
 log = logging.getLogger("weanalysis.dashboard")
 
@@ -257,6 +259,8 @@ class Dashboard:
                 ) from None
             except ExploreError as err:  # a device the app has never seen; an imported app
                 raise DashboardError(400, "bad_filter", f"筛选条件不正确：{err}") from None
+            except WindowBeforeRetention as err:
+                raise before_retention(err) from None
         first, last = self._data_days(app.appid)
         return S.portrait_document(app.appid, body, first, last)
 
@@ -270,6 +274,8 @@ class Dashboard:
             )
         except ExploreError as err:
             raise DashboardError(400, "bad_filter", f"筛选条件不正确：{err}") from None
+        except WindowBeforeRetention as err:
+            raise before_retention(err) from None
         return S.with_appid(app.appid, body)
 
     async def authenticate(self, client: str, appid: str, secret: str) -> App:
@@ -465,6 +471,16 @@ class Dashboard:
             )
 
         return r
+
+
+def before_retention(err: WindowBeforeRetention) -> DashboardError:
+    """A window (or a comparison's previous window) reaching before the retained range."""
+    start = day_date(err.from_day).isoformat()
+    return DashboardError(
+        400,
+        "before_retention",
+        f"该时间段早于数据保留范围：本应用按保留策略只保留 {start} 起的数据，请选择更晚的时间段",
+    )
 
 
 def _yesterday(app: App) -> date:

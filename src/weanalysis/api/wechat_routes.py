@@ -24,6 +24,7 @@ from weanalysis.portrait.imported import NotImported
 from weanalysis.portrait.query import DateFormatError, parse_date
 from weanalysis.portrait.service import PortraitService
 from weanalysis.store import Catalog
+from weanalysis.store.retention import WindowBeforeRetention
 from weanalysis.wechat import errors as E
 from weanalysis.wechat.dialect import span_ok
 
@@ -133,6 +134,8 @@ class WeChatRoutes:
                 doc = await run_in_threadpool(self.portraits.document, appid, begin, end, ex)
             except NotImported:  # an imported app without this window: no made-up zeros
                 raise E.WeChatError(E.DATE_RANGE_ERROR, "window not imported") from None
+            except WindowBeforeRetention as err:  # its records were deleted: no smaller answer
+                raise E.WeChatError(E.DATE_RANGE_ERROR, str(err)) from None
         return wechat_response(request, doc)
 
     async def unknown(self, request: Request) -> Response:

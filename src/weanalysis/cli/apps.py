@@ -5,12 +5,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
+from click.core import ParameterSource
 
 from weanalysis.cli.common import echo_json, fail, open_store
 from weanalysis.errors import StoreDamagedError
 from weanalysis.settings import data_dir
 from weanalysis.store import CatalogError
-from weanalysis.store.catalog import DEFAULT_TIMEZONE
+from weanalysis.store.catalog import DEFAULT_TIMEZONE, MAX_RETENTION_DAYS
+
+KEEP_ALL = ("none", "0")
+
+
+class RetentionDays(click.ParamType):
+    """``N`` (1-36500 days), or ``none`` / ``0``: keep everything. Converts to int or None."""
+
+    name = "N|none"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text in KEEP_ALL:
+            return None
+        if text.isdigit() and 1 <= int(text) <= MAX_RETENTION_DAYS:
+            return int(text)
+        self.fail(f"{value!r}: a number of days 1-{MAX_RETENTION_DAYS}, or none", param, ctx)
 
 
 @click.group()
@@ -66,6 +85,7 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
             "timezone": a.timezone,
             "created_at": datetime.fromtimestamp(a.created_at, UTC).isoformat(timespec="seconds"),
             "min_users": store.catalog.min_users(a.appid),
+            "retention_days": a.retention_days,
         }
         try:  # one damaged app does not hide the others
             snap = store.snapshot(a.appid)
@@ -76,6 +96,7 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
             row["users"] = snap.num_users
             row["visits"] = snap.record_count("visit")
             row["profiles"] = snap.record_count("profile")
+            row["retained_from"] = _retained_from(snap)
             snap.close()
         rows.append(row)
     if as_json:
@@ -83,16 +104,25 @@ def list_apps(ctx: click.Context, as_json: bool) -> None:
     elif not rows:
         click.echo("no apps yet: weanalysis app add APPID --secret SECRET")
     else:
-        head = ("appid", "timezone", "users", "visits", "profiles")
-        click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*head))
+        head = ("appid", "timezone", "users", "visits", "profiles", "retention")
+        click.echo("{:<24} {:<20} {:>10} {:>12} {:>10} {:>10}".format(*head))
         for r in rows:
             if "damaged" in r:
                 click.echo(f"{r['appid']:<24} {r['timezone']:<20} DAMAGED: {r['damaged']}")
                 continue
-            cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"])
-            click.echo("{:<24} {:<20} {:>10} {:>12} {:>10}".format(*cells))
+            keep = "all" if r["retention_days"] is None else f"{r['retention_days']} days"
+            cells = (r["appid"], r["timezone"], r["users"], r["visits"], r["profiles"], keep)
+            click.echo("{:<24} {:<20} {:>10} {:>12} {:>10} {:>10}".format(*cells))
     if damaged:
         ctx.exit(1)  # weanalysis check names every damaged file
+
+
+def _retained_from(snap) -> str | None:
+    from weanalysis.store.days import day_date
+    from weanalysis.store.retention import retained_from
+
+    start = retained_from(snap.manifest)
+    return None if start is None else day_date(start).isoformat()
 
 
 def _registered(store, appid: str):
@@ -117,18 +147,31 @@ def _registered(store, appid: str):
     help="Withhold every list item, cross-tab cell and segment total of fewer than K users from "
     "every output of the app (WeChat API, own API, dashboard, CSV); 0 withholds nothing.",
 )
+@click.option(
+    "--retention-days",
+    "retention",
+    type=RetentionDays(),
+    default=None,
+    help="Keep the records of today and the N days before it (in the app's time zone); older "
+    "ones are deleted at the next commit and by `weanalysis gc` (each user's first visit day "
+    "and gender/age before them are kept, so windows inside the range keep their answers). "
+    "none or 0: keep everything (the default).",
+)
 @click.pass_context
 def set_app(
     ctx: click.Context,
     appid: str,
     timezone: str | None,
     min_users: int | None,
+    retention: int | None,
 ):
-    """Change APPID's settings: time zone, small-group withholding."""
+    """Change APPID's settings: time zone, small-group withholding, retention."""
     from weanalysis.store import maintenance
 
-    if timezone is None and min_users is None:
-        fail("nothing to change: give --timezone and/or --min-users")
+    # "none" and "not given" are both None: the option's source tells them apart
+    set_retention = ctx.get_parameter_source("retention") is not ParameterSource.DEFAULT
+    if timezone is None and min_users is None and not set_retention:
+        fail("nothing to change: give --timezone, --min-users and/or --retention-days")
     store = open_store(ctx, create=False)
     _registered(store, appid)
     try:
@@ -139,8 +182,29 @@ def set_app(
         if timezone is not None:
             n = maintenance.set_timezone(store.dir, store.catalog, appid, timezone)
             click.echo(f"{appid}: time zone {timezone} ({n} stored visits re-dated)")
+        if set_retention:
+            store.catalog.set_retention_days(appid, retention)
+            click.echo(_retention_line(store, appid, retention))
     except CatalogError as e:
         fail(str(e))
+
+
+def _retention_line(store, appid: str, days: int | None) -> str:
+    from weanalysis.store import retention as r
+    from weanalysis.store.days import day_date
+    from weanalysis.store.snapshot import read_manifest
+
+    manifest = read_manifest(store.app_dir(appid))
+    start = r.retained_from(manifest)
+    gone = "" if start is None else f"; records before {day_date(start).isoformat()} are gone"
+    if days is None:
+        return f"{appid}: retention off, every record is kept from now on{gone}"
+    tz = r.zone_of(manifest, store.catalog.get(appid).timezone)
+    cutoff = day_date(r.cutoff_of(days, tz)).isoformat()
+    return (
+        f"{appid}: retention {days} days: records of days before {cutoff} (moving daily) are "
+        f"deleted at the next commit or by weanalysis gc{gone}"
+    )
 
 
 @app.command("rotate-secret")

@@ -1,4 +1,4 @@
-"""``weanalysis forget`` and ``check``: erasure and integrity."""
+"""``weanalysis forget``, ``check`` and ``gc``: erasure, integrity and retention."""
 
 from __future__ import annotations
 
@@ -117,3 +117,70 @@ def check(ctx, appid: str | None) -> None:
         click.echo(summary, err=True)
         sys.exit(1)
     click.echo(summary)
+
+
+@click.command("gc")
+@click.option("--appid", default=None, help="One app (default: every app).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per app on standard output.")
+@click.option("--no-progress", is_flag=True, help="No progress bar on standard error.")
+@click.pass_context
+def gc(ctx, appid: str | None, as_json: bool, no_progress: bool) -> None:
+    """Apply each app's retention now (`app set A --retention-days N`).
+
+    Deletes the records of days before today - N (today in the app's time zone), keeping each
+    user's first visit day and gender and age before them, so every window inside the retained
+    range keeps its answer; windows before it are refused from then on. One durable commit per
+    app. Commits do the same when they find it due; run this daily (cron, a systemd timer) so
+    that apps that receive nothing are trimmed too. Prints what it erased per app.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    from weanalysis.store import retention
+    from weanalysis.store.days import day_date
+    from weanalysis.store.snapshot import read_manifest
+
+    store = open_store(ctx, create=False)
+    apps = store.catalog.list()
+    if appid is not None:
+        apps = [a for a in apps if a.appid == appid]
+        if not apps:
+            fail(f"app {appid!r} is not registered")
+    for a in apps:
+        bar = tqdm(
+            total=0,
+            unit="rows",
+            unit_scale=True,
+            desc=a.appid,
+            file=sys.stderr,
+            leave=False,
+            disable=no_progress,
+        )
+
+        def progress(done: int, total: int, bar=bar) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        t0 = time.perf_counter()
+        try:
+            out = retention.apply(store.dir, a, a.retention_days, progress=progress)
+        finally:
+            bar.close()
+        row = {"appid": a.appid, "retention_days": a.retention_days}
+        if out is not None:
+            row.update(out.as_dict(), seconds=round(time.perf_counter() - t0, 2))
+        if as_json:
+            echo_json(row)
+        elif a.retention_days is None:
+            click.echo(f"{a.appid}: no retention (every record is kept)")
+        elif out is None:
+            start = retention.retained_from(read_manifest(store.app_dir(a.appid)))
+            since = "" if start is None else f", records kept from {day_date(start).isoformat()}"
+            click.echo(f"{a.appid}: retention {a.retention_days} days: nothing to erase{since}")
+        else:
+            click.echo(
+                f"{a.appid}: retention {a.retention_days} days: erased {out.visits} visits and "
+                f"{out.profiles} profiles of days before {day_date(out.from_day).isoformat()} "
+                f"({out.users} users' first visit days kept) in {row['seconds']} s"
+            )

@@ -257,6 +257,19 @@ def _from_store(spec, data: str, timezone: str | None) -> None:
         snap = AppSnapshot(spec.store_app_dir)
     except StoreFormatError as e:
         fail(str(e))
+    from weanalysis.store.days import day_date
+    from weanalysis.store.retention import retained_from
+
+    start = retained_from(snap.manifest)
+    if start is not None:
+        # the job derives first visits and gender/age from raw records alone: once retention
+        # deleted some, its answers would differ from the store's, so it does not run
+        snap.close()
+        fail(
+            f"app {spec.appid}'s retention deleted its records of days before "
+            f"{day_date(start).isoformat()}: the cluster job reads raw records only and cannot "
+            "compute its portraits (serve them from this data folder instead)"
+        )
     _HELD_SNAPSHOTS.append(snap)
     spec.store_manifest = snap.manifest
 

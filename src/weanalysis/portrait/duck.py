@@ -1,9 +1,11 @@
 """DuckDB over the stored raw records, as a :class:`~weanalysis.portrait.source.PortraitSource`.
 
 A second, independent way to the same per-user values: it reads only the raw Parquet segments
-(every accepted record with its storage order ``seq`` and local ``day``) and computes SPEC.md
-section 3 in SQL with ``arg_max`` over ``(time, seq)`` — none of the store's day summaries,
-person logs or first-day array. The tests check that the engine gives equal documents over this
+(every accepted record with its storage order ``seq`` and local ``day``) and, once retention
+deleted old records, the retained state's first days and person entries (older than every raw
+record; see :mod:`weanalysis.store.retention`), and computes SPEC.md section 3 in SQL with
+``arg_max`` over ``(time, seq)`` — none of the store's day summaries, person logs or first-day
+array. The tests check that the engine gives equal documents over this
 source and over the embedded store, so a bug in the store's derived structures cannot hide.
 
 Needs the ``duckdb`` package (a development dependency).
@@ -20,6 +22,7 @@ import pyarrow as pa
 
 from weanalysis.dims import COLUMN, MAX_AGE, MIN_AGE, age_bucket, regions
 from weanalysis.portrait.source import Window, WindowCounts
+from weanalysis.store.retention import PROPS, WindowBeforeRetention
 
 MIN_BIGINT = -(2**63)
 
@@ -57,8 +60,15 @@ def _sql_list(paths: list[Path]) -> str:
 class DuckSource:
     """The records of one app's raw segments, loaded into an in-memory DuckDB."""
 
-    def __init__(self, raw_files: list[Path], token: Hashable = 0):
+    def __init__(
+        self,
+        raw_files: list[Path],
+        token: Hashable = 0,
+        retained: dict[str, np.ndarray] | None = None,
+        retained_from: int | None = None,
+    ):
         self._token = token
+        self._from = retained_from
         self.con = duckdb.connect(":memory:")
         con = self.con
         locs = regions.LOCATIONS
@@ -87,8 +97,34 @@ class DuckSource:
                 "province_id INTEGER, city_id INTEGER, platform TINYINT, device VARCHAR, "
                 "gender TINYINT, age SMALLINT)"
             )
+        kept = retained or {}
+        con.register(
+            "kept_first",
+            pa.table(
+                {
+                    "uid": pa.array(kept.get("first_uid", []), pa.uint32()),
+                    "day": pa.array(kept.get("first_day", []), pa.int32()),
+                }
+            ),
+        )
+        parts = []
+        for p in PROPS:  # the retained entries, stored before every raw record (seq -1)
+            parts.append(
+                pa.table(
+                    {
+                        "uid": pa.array(kept.get(f"{p}_uid", []), pa.uint32()),
+                        "seq": pa.array([-1] * len(kept.get(f"{p}_uid", [])), pa.int64()),
+                        "t": pa.array(kept.get(f"{p}_t", []), pa.int64()),
+                        "day": pa.array(kept.get(f"{p}_day", []), pa.int32()),
+                        "name": pa.array([p] * len(kept.get(f"{p}_uid", [])), pa.string()),
+                        "value": pa.array(kept.get(f"{p}_val", []), pa.int32()),
+                    }
+                )
+            )
+        con.register("kept_persons", pa.concat_tables(parts))
         con.execute(
-            "CREATE TABLE first_days AS SELECT uid, min(day) AS first_day FROM visits GROUP BY uid"
+            "CREATE TABLE first_days AS SELECT uid, min(day) AS first_day FROM "
+            "(SELECT uid, day FROM visits UNION ALL SELECT uid, day FROM kept_first) GROUP BY uid"
         )
         con.execute(
             "CREATE TABLE devices AS SELECT row_number() OVER (ORDER BY name)::INTEGER AS code, "
@@ -111,6 +147,8 @@ class DuckSource:
             SELECT uid, seq, coalesce(time_ms, {MIN_BIGINT}) AS t, day, 'age' AS name,
                    a.bucket::INTEGER AS value
             FROM r JOIN age_buckets a ON a.age = r.age
+            UNION ALL
+            SELECT uid, seq, t, day, name, value FROM kept_persons
             """
         )
         self._names = [
@@ -120,7 +158,11 @@ class DuckSource:
 
     @classmethod
     def of_snapshot(cls, snap) -> DuckSource:  # an AppSnapshot of the embedded store
-        return cls(snap.raw_files(), snap.version)
+        from weanalysis.store import retention
+
+        m = snap.manifest
+        kept = retention.load(snap.dir, m)
+        return cls(snap.raw_files(), snap.version, kept, retention.retained_from(m))
 
     def close(self) -> None:
         self.con.close()
@@ -138,7 +180,12 @@ class DuckSource:
     def counts(self, begin: int, end: int) -> WindowCounts | None:
         return None  # computes every window from the records
 
+    def retained_from(self) -> int | None:
+        return self._from
+
     def window(self, begin: int, end: int) -> Window:
+        if self._from is not None and begin < self._from:
+            raise WindowBeforeRetention(begin, self._from)
         t = self.con.execute(_WINDOW, {"b": begin, "e": end}).fetchnumpy()
         users = np.asarray(t["uid"], dtype=np.uint32)
         values = {

@@ -16,6 +16,7 @@ import numpy as np
 from weanalysis.dims import COLUMN, PERSON_COLUMNS, VISIT_COLUMNS
 from weanalysis.portrait.source import Window, WindowCounts
 from weanalysis.store import AppSnapshot, Store
+from weanalysis.store.retention import check_window, retained_from
 from weanalysis.store.summaries import FIELDS, person_values, unpack
 from weanalysis.store.view import active_prefix
 
@@ -100,8 +101,12 @@ class EmbeddedSource:
     def is_current(self) -> bool:
         return self.snap.is_current()
 
+    def retained_from(self) -> int | None:
+        return retained_from(self.snap.manifest)
+
     def counts(self, begin: int, end: int) -> WindowCounts | None:
         """A 1-day window's counts from the store's per-day aggregate, while it is exact."""
+        check_window(self.snap.manifest, begin)
         if begin != end:
             return None
         got = self.snap.day_counts(end)
@@ -109,6 +114,7 @@ class EmbeddedSource:
 
     def window(self, begin: int, end: int) -> Window:
         snap = self.snap
+        check_window(snap.manifest, begin)  # records before the retained range are gone
         v = snap.view(begin, end)
         if v is not None:  # a window ending on the view's day: a prefix of its arrays
             k = active_prefix(v, begin)

@@ -33,6 +33,7 @@ from weanalysis.portrait.query import Crosstab, Item, PortraitQuery, PortraitRes
 from weanalysis.portrait.source import PortraitSource
 from weanalysis.portrait.withhold import withhold_result, withhold_trend
 from weanalysis.store.days import day_date
+from weanalysis.store.retention import WindowBeforeRetention
 
 USERS = ("new", "active")
 SPELLINGS = ", ".join(
@@ -343,6 +344,9 @@ def trend(
     where = where or Segment()
     check_segment(source, where)
     columns = where.columns() | {dim.column.name}
+    start = source.retained_from()
+    if start is not None and q.begin < start:  # days before it are gone, not empty
+        raise WindowBeforeRetention(q.begin, start)
     with_data = set(source.days())
     out: list[TrendDay] = []
     for day in range(q.begin, q.end + 1):

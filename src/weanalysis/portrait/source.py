@@ -61,6 +61,12 @@ class PortraitSource(Protocol):
         skips the per-user work); None otherwise."""
         ...
 
+    def retained_from(self) -> int | None:
+        """The first day of the app's retained range (None: every record is kept); a window
+        beginning before it raises
+        :class:`~weanalysis.store.retention.WindowBeforeRetention` in :meth:`window`."""
+        ...
+
     def value_names(self, column: str) -> list[str | None]:
         """Names of the codes of a column numbered by the data (devices); None = unknown."""
         ...

@@ -62,9 +62,14 @@ MIGRATIONS = [
     """
     ALTER TABLE apps ADD COLUMN secret_epoch TEXT NOT NULL DEFAULT ''
     """,
+    # 5: retention (issue 11): records of days before today - N are deleted; NULL keeps all
+    """
+    ALTER TABLE apps ADD COLUMN retention_days INTEGER
+    """,
 ]
 MAX_MIN_USERS = 1_000_000
-APP_COLUMNS = "appid, timezone, created_at, secret_epoch"
+MAX_RETENTION_DAYS = 36_500
+APP_COLUMNS = "appid, timezone, created_at, secret_epoch, retention_days"
 
 
 class CatalogError(InputError):
@@ -77,6 +82,7 @@ class App:
     timezone: str
     created_at: float
     epoch: str = ""
+    retention_days: int | None = None  # None: every record is kept
 
     @property
     def tz(self) -> ZoneInfo:
@@ -264,7 +270,7 @@ class Catalog:
             _raise_if_read_only(e, self.path)
             raise
         self._changed()
-        return App(appid, timezone, now, epoch)
+        return App(appid, timezone, now, epoch, None)
 
     def get(self, appid: str) -> App | None:
         self.refresh()
@@ -290,6 +296,25 @@ class Catalog:
             cur = db.execute("UPDATE apps SET min_users = ? WHERE appid = ?", (k, appid))
             if cur.rowcount == 0:
                 raise CatalogError(f"app {appid!r} is not registered")
+
+    def retention_days(self, appid: str) -> int | None:
+        """The app's retention (days; None: keep everything), read fresh (another process
+        may have set it)."""
+        row = self.db.execute(
+            "SELECT retention_days FROM apps WHERE appid = ?", (appid,)
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def set_retention_days(self, appid: str, days: int | None) -> None:
+        """Keep the records of the last ``days`` days before today (and today's); None keeps
+        everything. Records already deleted stay deleted."""
+        if days is not None and not 1 <= days <= MAX_RETENTION_DAYS:
+            raise CatalogError(f"retention must be 1-{MAX_RETENTION_DAYS} days, not {days}")
+        with self.transaction() as db:
+            cur = db.execute("UPDATE apps SET retention_days = ? WHERE appid = ?", (days, appid))
+            if cur.rowcount == 0:
+                raise CatalogError(f"app {appid!r} is not registered")
+        self._changed()
 
     def list(self) -> list[App]:
         rows = self.db.execute(f"SELECT {APP_COLUMNS} FROM apps ORDER BY appid")

@@ -9,10 +9,13 @@ leaves the previous state or the new one.
   segments (replaced by a tombstone, so dense ids stay stable and are never reused), the keys of
   their event ids leave the key segments (re-sent records are stored again as new); keys of
   their records without an event id mix the dead user id with the content, so no future record
-  can match them. The files that held their data become garbage of the new version: deleted as
-  soon as no reader holds a lease on an older one (:mod:`weanalysis.store.leases`).
+  can match them; what retention kept of them (first visit day, gender and age before the
+  retained range, :mod:`weanalysis.store.retention`) leaves the retained state. The files that
+  held their data become garbage of the new version: deleted as soon as no reader holds a lease
+  on an older one (:mod:`weanalysis.store.leases`).
 - **Time zone** (``app set --timezone``): every raw segment is written again with its days in
   the new zone; the manifest records the zone (new commits use it), then the catalog follows.
+  Refused once retention deleted records: their days cannot be computed again.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from weanalysis.store import dedup, files
+from weanalysis.store import dedup, files, retention
 from weanalysis.store.catalog import App, Catalog, CatalogError, check_timezone
-from weanalysis.store.days import local_days
+from weanalysis.store.days import day_date, local_days
 from weanalysis.store.integrity import verified
 from weanalysis.store.rows import UNDATED_DAY
 from weanalysis.store.snapshot import AppSnapshot, read_manifest
@@ -142,7 +145,22 @@ def forget(data_dir: Path, app: App, openids: Iterable[str]) -> Erased:
                 raw.append(new_rel)
         return raw
 
-    _rebuild(data_dir, app, rewrite_raw=rewrite_raw, rewrite_users=rewrite_users)
+    def rewrite_retained(app_dir: Path, manifest: dict, tag: str) -> dict | None:
+        # 4. what retention kept of them
+        entry = manifest.get("retained")
+        if not entry or not dead_ids:
+            return entry
+        kept = retention.load(app_dir, manifest)
+        dead = np.array(sorted(dead_ids), dtype=np.int64)
+        return retention.write(app_dir, tag, retention.without_users(kept, dead), entry["from_day"])
+
+    _rebuild(
+        data_dir,
+        app,
+        rewrite_raw=rewrite_raw,
+        rewrite_users=rewrite_users,
+        rewrite_retained=rewrite_retained,
+    )
     out.users = len(dead_ids)
     return out
 
@@ -154,6 +172,16 @@ def _rebuild(data_dir: Path, app: App, **rewrite) -> None:
         writer.rebuild(app, **rewrite)
     finally:
         writer.close()
+
+
+def _refuse_if_retained(appid: str, manifest: dict) -> None:
+    start = retention.retained_from(manifest)
+    if start is not None:
+        raise CatalogError(
+            f"cannot change the time zone of {appid}: its retention deleted the records of days "
+            f"before {day_date(start).isoformat()}, whose days (first visits, gender "
+            "and age) cannot be re-derived in another zone"
+        )
 
 
 # -- time zone ----------------------------------------------------------------------------------
@@ -173,8 +201,10 @@ def set_timezone(data_dir: Path, catalog: Catalog, appid: str, timezone: str) ->
     current = (manifest or {}).get("timezone") or app.timezone
     if manifest is not None and manifest["version"] > 0 and current != timezone:
         zone = ZoneInfo(timezone)
+        _refuse_if_retained(appid, manifest)
 
         def rewrite_raw(app_dir: Path, manifest: dict, tag: str) -> list[str]:
+            _refuse_if_retained(appid, manifest)  # again under the lock: gc may have run
             raw = []
             for i, rel in enumerate(manifest["raw"]):
                 table = pq.read_table(verified(app_dir, manifest, rel))

@@ -114,6 +114,13 @@ def check_manifest(path: Path, m: object) -> dict:
         [int(d) for d in m["days"]]
     except ValueError:
         raise StoreDamagedError(path, "a day that is not a number") from None
+    kept = m.get("retained")
+    if kept is not None and not (
+        isinstance(kept, dict)
+        and isinstance(kept.get("from_day"), int)
+        and isinstance(kept.get("dir"), str)
+    ):
+        raise StoreDamagedError(path, "field 'retained' is not {from_day, dir}")
     if not all(_relative_name(n) for n in named_files(m)):
         raise StoreDamagedError(path, "names a file outside the app's folder, or not a name")
     return m
@@ -204,6 +211,8 @@ def named_files(manifest: dict) -> list[str]:
     if m.get("view"):
         names.append(m["view"]["dir"])
     names += [name for name, _ in (m.get("day_counts") or {}).values()]
+    if m.get("retained"):  # what retention kept of deleted records (store.retention)
+        names.append(m["retained"]["dir"])
     return names
 
 

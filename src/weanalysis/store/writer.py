@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import Callable
@@ -86,6 +87,8 @@ MAX_CHANGES = 1024
 MAX_KEY_SEGMENTS = 8
 MAX_RUNS = 8
 
+log = logging.getLogger("weanalysis.store")
+
 
 class AppRemoved(StoreError):
     """The app was removed while its records were on their way to the store."""
@@ -119,6 +122,7 @@ class CommitResult:
     duplicates: int = 0
     version: int = 0
     kept: np.ndarray | None = None  # per batch row: True if stored, False if a duplicate
+    oldest_day: int | None = None  # the earliest day of the records stored (None: none dated)
 
 
 class _AppState:
@@ -213,7 +217,9 @@ class Writer:
                 # them would bring its folder back
                 raise AppRemoved(f"app {getattr(app, 'appid', None)!r} is no longer registered")
             try:
-                return self._commit(app, batch)
+                result = self._commit(app, batch)
+                self._retain(app, result.oldest_day)
+                return result
             except BaseException:
                 # In-memory state (user ids, devices, keys) may be ahead of the disk, and files
                 # of this commit may be on disk: reload, and remove them at the next commit.
@@ -230,6 +236,34 @@ class Writer:
             "SELECT 1 FROM apps WHERE appid = ? AND created_at = ?", (app.appid, app.created_at)
         ).fetchone()
         return row is not None
+
+    def _retain(self, app: App, oldest_day: int | None) -> None:
+        """The app's retention pass, when one is due after this commit (a new day, or records
+        of days before the retained range): one more rebuild under the lock already held (see
+        :mod:`weanalysis.store.retention`). The commit before it is durable whatever happens
+        here; a pass that fails is logged and done again at the next commit or by gc."""
+        row = self._catalog.execute(
+            "SELECT retention_days FROM apps WHERE appid = ?", (app.appid,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return
+        from weanalysis.store import retention  # it builds on this module
+
+        manifest = self._states[app.appid].manifest
+        tz = retention.zone_of(manifest, app.timezone)
+        cutoff = retention.due(manifest, int(row[0]), tz, oldest=oldest_day)
+        if cutoff is None:
+            return
+        out = retention.Trimmed(cutoff)
+        try:
+            rw = retention.rewrites(cutoff, out)
+            self._rebuild(app, rw["rewrite_raw"], None, None, None, rw["rewrite_retained"])
+            log.info("retention of %s: %s", app.appid, out.as_dict())
+        except Exception:
+            log.exception("retention of %s failed (done again at the next commit)", app.appid)
+        finally:
+            self._states.pop(app.appid, None)
+            self._opened.discard(app.appid)
 
     def _commit(self, app: App, batch: Batch) -> CommitResult:
         st = self._state(app.appid)
@@ -251,6 +285,8 @@ class Writer:
         # 2. the raw records, compressed and written (Arrow, without the GIL) while the
         # derived structures are merged; both are durable before the manifest names them
         rows = self._derived_rows(app, st, batch, idx, uid)
+        if rows.dated.any():
+            result.oldest_day = int(rows.day[rows.dated].min())
         raw_job = self._io.submit(self._write_raw, c, app, batch, idx, rows)
         self._derive(c, st, rows)
         raw_job.result()
@@ -376,6 +412,7 @@ class Writer:
         progress: Callable[[int, int], None] | None = None,
         rewrite_users: Callable[[Path, dict, str], dict] | None = None,
         timezone: str | None = None,
+        rewrite_retained: Callable[[Path, dict, str], dict | None] | None = None,
     ) -> dict:
         """Re-derive every derived structure of an app (day summaries, first days, person
         logs, device names, the view and per-day counts) from its stored raw records, and
@@ -395,16 +432,27 @@ class Writer:
         lists (an erasure writes openids as tombstones and drops the keys of erased event ids);
         the files it drops become garbage like the raw ones. ``timezone`` records the zone the
         rewritten raw segments' days are in (``app set --timezone``); commits after it compute
-        days in that zone. Returns the published manifest.
+        days in that zone.
+
+        The app's retained state (what retention kept of deleted records, see
+        :mod:`weanalysis.store.retention`) is derived first, before the raw records.
+        ``rewrite_retained(app_dir, manifest, tag)``, called under the lock after
+        ``rewrite_users`` and before ``rewrite_raw``, may replace it: it returns the new
+        ``retained`` entry of the manifest (None: no retained state). Returns the published
+        manifest.
         """
         with WriterLock(self.data_dir):
             try:
-                return self._rebuild(app, rewrite_raw, progress, rewrite_users, timezone)
+                return self._rebuild(
+                    app, rewrite_raw, progress, rewrite_users, timezone, rewrite_retained
+                )
             finally:
                 self._states.pop(app.appid, None)
                 self._opened.discard(app.appid)
 
-    def _rebuild(self, app: App, rewrite_raw, progress, rewrite_users, timezone) -> dict:
+    def _rebuild(
+        self, app: App, rewrite_raw, progress, rewrite_users, timezone, rewrite_retained=None
+    ) -> dict:
         d = self.app_dir(app.appid)
         old = read_manifest(d, any_format=True)
         for sub in SUBFOLDERS:
@@ -426,6 +474,11 @@ class Writer:
             base.update(replaced)
             files.fsync_dir(d / "users")
             files.fsync_dir(d / "keys")
+        if old.get("retained"):
+            base["retained"] = old["retained"]
+        if rewrite_retained is not None:
+            base["retained"] = rewrite_retained(d, old, f"v{version:06d}")
+            files.fsync_dir(d / "meta")
         raw = None
         if rewrite_raw is not None:
             raw = list(rewrite_raw(d, old, f"v{version:06d}"))
@@ -436,6 +489,8 @@ class Writer:
         st = _AppState(d, None)
         st.num_users = old["users"]
         st.device_names, st.device_code = [], {}
+        # what retention kept of deleted records is older than every raw record: first
+        self._derive_retained(c, st, old)
         # the raw records are the source of truth: a damaged one is never re-derived from
         segments = [verified(d, old, name) for name in c.new["raw"]]
         total = sum(pq.ParquetFile(p).metadata.num_rows for p in segments)
@@ -461,6 +516,8 @@ class Writer:
             superseded += [r for r in old["raw"] if r not in set(raw)]
         for key, names in replaced.items():
             superseded += [n for n in old[key] if n not in set(names)]
+        if old.get("retained") and old["retained"] != c.new.get("retained"):
+            superseded.append(old["retained"]["dir"])
         c.new["garbage"] = [g for g in old.get("garbage", []) if (d / g[0]).exists()]
         c.new["garbage"] += [[g, version] for g in superseded]
         for sub in SUBFOLDERS:
@@ -469,6 +526,25 @@ class Writer:
         collect_garbage(d, c.new["garbage"])
         self._compact(app)  # one run per structure, and the recent-window view
         return read_manifest(d)
+
+    def _derive_retained(self, c: _Commit, st: _AppState, old: dict) -> None:
+        """The retained state's first days and person entries, as the oldest rows."""
+        from weanalysis.store import retention  # it builds on this module
+
+        if not c.new.get("retained"):
+            c.new.pop("retained", None)
+            return
+        arrays = retention.load(c.dir, old, c.new["retained"])
+        version = c.version
+        for i, (kind, rows) in enumerate(retention.rows_of(arrays)):
+            c.tag = f"v{version:06d}k{i}"  # unique per run written, before the raw records'
+            if kind == "first":
+                self._update_first_days(c, st, rows)
+            else:
+                self._update_persons(c, st, rows)
+            for g in c.garbage:  # merged away in this rebuild, never published
+                remove(c.dir / g)
+            c.garbage.clear()
 
     # -- phase 1: users and keys --------------------------------------------------------------
 
