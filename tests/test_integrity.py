@@ -104,19 +104,24 @@ def test_check_finds_one_flipped_byte_in_every_kind_of_file(data):
     for rel in names:
         by_kind.setdefault(kinds(rel), rel)
     present = set(by_kind)
-    # every kind of file format 3 writes: segments, keys, runs of days (packed columns, their
-    # times, partial rows), first days, person logs, device names, the compaction's
-    # recent-window view and per-day counts
+    # every kind of file format 4 writes: segments, keys, runs of days (packed columns, their
+    # compressed times, partial rows), first days, person logs (base runs by user), device
+    # names, the compaction's recent-window view and per-day counts
     assert present >= {
         "raw/visits.parquet",
         "raw/profiles.parquet",
         "users/openids.arrow",
-        "keys/keys.npy",
+        "keys/keys.parquet",
         "meta/first_day.npy",
         "meta/devices.json",
         "meta/counts.npy",
-        *(f"days/{c}.npy" for c in ("uid", "packed", "partial", "times")),
-        *(f"persons/{p}/{c}.npy" for p in ("gender", "age") for c in ("key", "val", "t")),
+        "days/times.parquet",
+        *(f"days/{c}.npy" for c in ("uid", "packed", "partial")),
+        *(
+            f"persons/{p}/{c}.npy"
+            for p in ("gender", "age")
+            for c in ("off", "slot", "t", "val", "cur")
+        ),
     }, present
     assert any(k.startswith("meta/view/") for k in present)
     for kind, rel in sorted(by_kind.items()):

@@ -26,7 +26,8 @@ from weanalysis.store.snapshot import StoreFormatError
 from weanalysis.store.summaries import (
     SLOT_BITS,
     VISIT_ATTRS,
-    latest_two,
+    base_run,
+    log_of_base,
     merge_day,
     merge_logs,
     merge_summaries,
@@ -141,12 +142,12 @@ def run_of(rows):
 @settings(max_examples=300, deadline=None)
 @given(person_rows, st.lists(st.integers(1, 29), max_size=3), st.integers(-2, 8))
 def test_person_values_over_runs_equal_brute_force(rows, cuts, end_day):
-    """A log as a base run (with cur/prev) plus recent runs answers like a scan of all rows:
+    """A log as a base run (by user) plus recent runs answers like a scan of all rows:
     the latest slot <= the end, on a tie the latest time, then the later-stored row."""
     bounds = sorted({c for c in cuts if c < len(rows)})
     parts = [rows[a:b] for a, b in zip([0, *bounds], [*bounds, len(rows)], strict=True)]
     base = run_of(parts[0])
-    runs = [{**base, **latest_two(base, 5)}, *(run_of(p) for p in parts[1:])]
+    runs = [base_run(base, 5), *(run_of(p) for p in parts[1:])]
     users = np.arange(6, dtype=np.uint32)  # user 5 has no entry at all
     end_slot = end_day + 2
     want = brute_person(rows, users.tolist(), end_slot)
@@ -155,16 +156,37 @@ def test_person_values_over_runs_equal_brute_force(rows, cuts, end_day):
     log = run_of(parts[0])
     for p in parts[1:]:
         log = merge_logs(log, run_of(p))
-    whole = [{**log, **latest_two(log, 6)}]
+    whole = [base_run(log, 6)]
     assert person_values(whole, users, end_day).tolist() == want
+    # and a base run read back for a merge is the log it was made of
+    back = log_of_base(whole[0])
+    assert all(np.array_equal(back[k], log[k]) for k in ("key", "t", "val"))
 
 
-def test_latest_two_packs_each_users_last_two_entries():
+def test_a_base_run_keeps_each_users_entries_and_last_entry():
     log = run_of([(0, 3, 0, 1), (0, 5, 0, 2), (0, 9, 0, 1), (2, 4, 0, 2)])
-    lt = latest_two(log, 4)
-    assert [(c >> 4, c & 15) for c in lt["cur"].tolist()] == [(9, 1), (0, 0), (4, 2), (0, 0)]
-    assert [(p >> 4, p & 15) for p in lt["prev"].tolist()] == [(5, 2), (0, 0), (0, 0), (0, 0)]
+    b = base_run(log, 4)
+    assert [(c >> 4, c & 15) for c in b["cur"].tolist()] == [(9, 1), (0, 0), (4, 2), (0, 0)]
+    assert b["off"].tolist() == [0, 3, 3, 4, 4] and b["slot"].tolist() == [3, 5, 9, 4]
+    assert b["slot"].dtype == np.uint16 and b["t"].dtype == np.int32
     assert (log["key"] >> SLOT_BITS).tolist() == [0, 0, 0, 2]
+    # a window ending before the last two entries searches the user's slots
+    users = np.arange(4, dtype=np.uint32)
+    assert person_values([b], users, 8 - 2).tolist() == [2, 0, 2, 0]
+    assert person_values([b], users, 4 - 2).tolist() == [1, 0, 2, 0]
+    assert person_values([b], users, 3 - 2).tolist() == [1, 0, 0, 0]
+    assert person_values([b], users, 2 - 2).tolist() == [0, 0, 0, 0]
+
+
+def test_log_times_are_exact_int32_offsets_from_the_entrys_day():
+    from weanalysis.store.days import MS_PER_DAY
+    from weanalysis.store.summaries import T_ABSENT, day_slot, log_times
+
+    day = np.array([20000, 20000, 20001, 0], dtype=np.int64)
+    t = day * MS_PER_DAY + np.array([-8 * 3600_000, 16 * 3600_000 - 1, 0, 5])
+    got = log_times(day_slot(day), t)
+    assert got.dtype == np.int32 and got.tolist() == [-8 * 3600_000, 16 * 3600_000 - 1, 0, 5]
+    assert log_times(np.array([1]), np.array([np.iinfo(np.int64).min])).tolist() == [T_ABSENT]
 
 
 # -- commits, leases, garbage, orphans ------------------------------------------------------
@@ -299,13 +321,62 @@ def test_an_old_format_folder_is_refused_with_the_way_out_and_rebuilt(store, tmp
     p = servers.cli(env, *args)  # the installed command: one line, exit status 2
     assert p.returncode == 2 and p.stdout == b""
     assert p.stderr.decode().strip().splitlines() == [
-        f"error: {store.app_dir('wx1')} holds storage format 2, this weanalysis reads format 3: "
+        f"error: {store.app_dir('wx1')} holds storage format 2, this weanalysis reads format 4: "
         "run `weanalysis rebuild --appid wx1` to convert it"
     ]
     r = run_cli(["rebuild", "--appid", "wx1", "--no-progress"], store.dir)
     assert r.exit_code == 0, r.output
     assert all_windows(store, 4) == before
     assert not os.path.exists(app / m["first_day"])  # the old derived files are gone
+
+
+def test_a_format3_folder_is_migrated_by_rebuild(make_store, tmp_path):
+    """A data folder written by storage format 3 (tests/data/make_format3_store.py): refused
+    with the way out, then `rebuild` writes its raw segments without openids, its keys in 96
+    bits and everything derived anew: the same answers as the same inputs ingested today, and
+    the records sent again are all duplicates (the migrated keys still match)."""
+    import tarfile
+
+    import pyarrow.parquet as pq
+
+    with tarfile.open(Path(__file__).parent / "data" / "format3-store.tar.gz") as tar:
+        tar.extractall(tmp_path / "old", filter="data")
+    data, inputs = tmp_path / "old" / "data", tmp_path / "old" / "inputs"
+    app = data / "apps" / "wx1"
+    env = {**os.environ, "WEANALYSIS_DATA": str(data)}
+    p = servers.cli(env, "portrait", "--appid", "wx1", "--begin", "20170601", "--end", "20170606")
+    assert p.returncode == 2 and p.stdout == b""
+    assert p.stderr.decode().strip().splitlines() == [
+        f"error: {app} holds storage format 3, this weanalysis reads format 4: "
+        "run `weanalysis rebuild --appid wx1` to convert it"
+    ]
+    old = json.loads((app / "manifest.json").read_text())
+    r = run_cli(["rebuild", "--appid", "wx1", "--no-progress"], data)
+    assert r.exit_code == 0, r.output
+    m = json.loads((app / "manifest.json").read_text())
+    assert m["format"] == 4 and m["counts"] == old["counts"] and m["users"] == old["users"]
+    for rel in m["raw"]:
+        assert "openid" not in pq.read_schema(app / rel).names
+    assert all(k.endswith(".parquet") for k in m["keys"])
+    for rel in [*old["raw"], *old["keys"], *old["user_segments"]]:
+        assert not (app / rel).exists()  # superseded, and no reader holds them
+    check = run_cli(["check"], data)
+    assert check.exit_code == 0, check.output
+
+    fresh = make_store({"wx1": "secret-123"}, name="fresh")
+    for kind in ("visit", "profile"):
+        ingest(fresh, inputs / f"{kind}s.jsonl", kind=kind, chunk_rows=20)
+    from weanalysis.store import Store
+
+    migrated = Store(data)
+    try:
+        assert all_windows(migrated, 6) == all_windows(fresh, 6)
+        assert AppSnapshot(app).openids() == fresh.snapshot("wx1").openids()
+        for kind in ("visit", "profile"):
+            again = ingest(migrated, inputs / f"{kind}s.jsonl", kind=kind)
+            assert again.accepted == 0 and again.duplicates > 0
+    finally:
+        migrated.close()
 
 
 def test_the_recent_window_view_and_day_aggregates_answer_like_the_day_scatter(store, tmp_path):
@@ -411,10 +482,12 @@ def test_rebuild_over_rewritten_raw_segments_forgets_their_records(make_store, t
     m = store.snapshot("wx1").manifest
     new_raw: list[str] = []
 
+    uid7 = store.snapshot("wx1").openids().index("user7")  # raw segments keep user ids only
+
     def without_user7(app_dir, manifest, tag):
         for i, name in enumerate(manifest["raw"]):
             table = pq.read_table(app_dir / name)
-            table = table.filter(pc.not_equal(table.column("openid"), "user7"))
+            table = table.filter(pc.not_equal(table.column("uid"), uid7))
             out = f"raw/visits-{tag}-{i}.parquet"
             pq.write_table(table, app_dir / out)
             new_raw.append(out)

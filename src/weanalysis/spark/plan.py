@@ -182,7 +182,9 @@ def records_of_store(spark: SparkSession, app_dir: Path, manifest: dict) -> Data
             df.select(
                 F.col("seq").cast("long").alias("seq"),
                 F.lit(kind).cast("byte").alias("kind"),
-                F.col("openid"),
+                # the user's dense id stands for the openid (one per user; raw segments
+                # keep no openids since storage format 4)
+                F.col("uid").cast("string").alias("openid"),
                 F.col("time_ms").cast("long").alias("time_ms"),
                 F.col("day").cast("int").alias("day"),
                 loc.cast("int").alias("loc"),

@@ -110,14 +110,11 @@ def forget(data_dir: Path, app: App, openids: Iterable[str]) -> Erased:
         ev = pa.chunked_array(events, pa.string()).combine_chunks().drop_null()
         if len(ev) and manifest["keys"]:
             gone = dedup.sort_keys(dedup.event_keys(ev))
-            segs = [
-                files.load_npy(verified(app_dir, manifest, k), mmap=False, ndim=2)
-                for k in manifest["keys"]
-            ]
+            segs = [dedup.load_keys(verified(app_dir, manifest, k)) for k in manifest["keys"]]
             allk = dedup.sort_keys(np.concatenate(segs))
             keep = ~dedup.contained(gone, allk)
-            rel = f"keys/keys-{tag}-e.npy"
-            files.write_npy(app_dir / rel, np.asfortranarray(allk[keep]))
+            rel = f"keys/keys-{tag}-e.parquet"
+            dedup.save_keys(app_dir / rel, allk[keep])
             out_keys["keys"] = [rel]
         return {"user_segments": segments, **out_keys}
 

@@ -14,7 +14,16 @@ import numpy as np
 
 from weanalysis.store import files
 from weanalysis.store.snapshot import NO_FIRST_DAY
-from weanalysis.store.summaries import VISIT_ATTRS, pack, partial_rows, unpack
+from weanalysis.store.summaries import (
+    LOG_COLUMNS,
+    VISIT_ATTRS,
+    log_of_base,
+    pack,
+    partial_rows,
+    read_times,
+    times_table,
+    unpack,
+)
 
 MAX_RUNS = 8
 # A recent run is merged into the base run once it reaches this fraction of it, so the recent
@@ -32,27 +41,35 @@ def merge_next(runs: list, size: int) -> bool:
     return factor * size >= runs[-1][1] or len(runs) >= MAX_RUNS
 
 
-def stored_day(run: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def stored_day(run: dict[str, np.ndarray]) -> dict:
     """A day run's files: uids, the packed columns and the rows with an unknown column (what
-    queries read), and the times apart: one (rows, columns) int32 array."""
-    times = np.stack([run[a + "_t"] for a in VISIT_ATTRS], axis=1).astype(np.int32)
-    return {"uid": run["uid"], "packed": pack(run), "partial": partial_rows(run), "times": times}
+    queries read), and the times apart, compressed (see :func:`times_table`)."""
+    return {
+        "uid": run["uid"],
+        "packed": pack(run),
+        "partial": partial_rows(run),
+        "times": times_table(run),
+    }
 
 
 def load_day(path: Path) -> dict[str, np.ndarray]:
     """A day run's columns and times (read whole: a merge rewrites them)."""
     packed = files.load_npy(path / "packed.npy", mmap=False)
-    times = files.load_npy(path / "times.npy", mmap=False, ndim=2)
     run = {"uid": files.load_npy(path / "uid.npy", mmap=False)}
+    times = read_times(path / "times.parquet", len(run["uid"]))
     for i, a in enumerate(VISIT_ATTRS):
         run[a] = unpack(packed, a)
         run[a + "_t"] = np.ascontiguousarray(times[:, i])
     return run
 
 
-def load_dir(path: Path, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The columns of ``like`` from a run's folder (read whole: a merge rewrites them)."""
-    return {k: files.load_npy(path / f"{k}.npy", mmap=False) for k in like}
+def load_person(path: Path) -> dict[str, np.ndarray]:
+    """A person log run (a base run by user, or a recent run by key) as a log run of keys,
+    times and values (read whole: a merge rewrites it)."""
+    if (path / "off.npy").exists():
+        cols = ("off", "slot", "t", "val")
+        return log_of_base({c: files.load_npy(path / f"{c}.npy", mmap=False) for c in cols})
+    return {c: files.load_npy(path / f"{c}.npy", mmap=False) for c in LOG_COLUMNS}
 
 
 def first_base(base: np.ndarray, pairs: np.ndarray, num_users: int) -> np.ndarray:

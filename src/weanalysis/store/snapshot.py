@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from weanalysis.errors import StoreDamagedError, StoreError
-from weanalysis.store import files
+from weanalysis.store import dedup, files
 from weanalysis.store.integrity import (
     VERIFIED,
     DamagedFileError,
@@ -25,11 +25,13 @@ from weanalysis.store.integrity import (
 )
 from weanalysis.store.leases import Lease
 from weanalysis.store.summaries import (
+    BASE_COLUMNS,
     LOG_COLUMNS,
     VISIT_ATTRS,
     merge_summaries,
     pack,
     partial_rows,
+    read_times,
     unpack,
 )
 from weanalysis.store.view import VIEW_ARRAYS, VIEW_DAYS, counts_shape_ok, split_counts
@@ -39,9 +41,13 @@ MANIFEST = "manifest.json"
 # message) rather than misread. 2: person logs keep each user's last two entries packed.
 # 3: day summaries, person logs and first days are lists of runs (a base and small recent
 # runs, merged geometrically), day times are int32 offsets from the day's start.
-FORMAT = 3
-# Formats `weanalysis rebuild` migrates from (their raw records and users are read as they are).
-REBUILDABLE = (2,)
+# 4: raw segments without openids (the user segments map uid -> openid) and with per-column
+# encodings, 96-bit idempotency keys in Parquet, day times compressed apart, person logs' base
+# runs by user with int32 times, compressed user segments (about half the bytes of format 3).
+FORMAT = 4
+# Formats `weanalysis rebuild` migrates from: their raw segments, user segments and keys are
+# rewritten in this format, everything else is derived again.
+REBUILDABLE = (2, 3)
 
 
 class StoreFormatError(StoreError):
@@ -308,9 +314,7 @@ class AppSnapshot:
             run = {c: files.load_npy(self.path(f"{name}/{c}.npy")) for c in ("uid", "packed")}
             self._check_day(d, run["uid"], run["packed"])
             if with_times:
-                times = files.load_npy(self.path(f"{name}/times.npy"), ndim=2)
-                if times.shape != (len(run["uid"]), len(VISIT_ATTRS)):
-                    raise StoreDamagedError(d / "times.npy", "not one time per user and column")
+                times = read_times(self.path(f"{name}/times.parquet"), len(run["uid"]))
                 for i, a in enumerate(VISIT_ATTRS):
                     run[a] = unpack(np.asarray(run["packed"]), a)
                     run[a + "_t"] = np.ascontiguousarray(times[:, i])
@@ -396,20 +400,27 @@ class AppSnapshot:
         return arrays
 
     def person_runs(self, name: str) -> list[dict[str, np.ndarray]]:
-        """A person log's runs, oldest first; the first also has ``cur`` and ``prev``."""
+        """A person log's runs, oldest first: the first a base run (by user, see
+        :func:`weanalysis.store.summaries.base_run`), the others log runs (by key)."""
         runs = self.manifest["persons"].get(name) or []
         out = []
         for i, (sub, _) in enumerate(runs):
-            cols = [*LOG_COLUMNS, "cur", "prev"] if i == 0 else list(LOG_COLUMNS)
+            cols = BASE_COLUMNS if i == 0 else LOG_COLUMNS
             run = {c: files.load_npy(self.path(f"{sub}/{c}.npy")) for c in cols}
-            for c in ("cur", "prev"):
-                if c in run and len(run[c]) > self.num_users:
+            d = self.dir / sub
+            if i == 0:
+                if len(run["cur"]) > self.num_users or len(run["off"]) != len(run["cur"]) + 1:
                     raise StoreDamagedError(
-                        self.dir / sub / f"{c}.npy", f"more entries than the {self.num_users} users"
+                        d / "cur.npy", f"not one entry per user of the {self.num_users} users"
                     )
+                entries = len(run["slot"])
+                if len(run["off"]) and (int(run["off"][-1]) != entries or int(run["off"][0])):
+                    raise StoreDamagedError(d / "off.npy", "offsets that do not span the entries")
+            else:
+                entries = len(run["key"])
             for c in ("val", "t"):
-                if len(run[c]) != len(run["key"]):
-                    raise StoreDamagedError(self.dir / sub / f"{c}.npy", "not as long as key.npy")
+                if len(run[c]) != entries:
+                    raise StoreDamagedError(d / f"{c}.npy", "not one value per entry")
             out.append(run)
         return out
 
@@ -437,11 +448,9 @@ class AppSnapshot:
         return all(day > end_day for v, day in changes if v > since_version)
 
     def key_segments(self) -> list[np.ndarray]:
-        # column-major: lane 0 contiguous for binary searches (older files: converted once)
-        return [
-            np.asfortranarray(files.load_npy(self.path(k), mmap=False, ndim=2))
-            for k in self.manifest["keys"]
-        ]
+        """The idempotency key segments, each a column-major (n, 2) array sorted by lane 0
+        (see :func:`weanalysis.store.dedup.load_keys`)."""
+        return [dedup.load_keys(self.path(k)) for k in self.manifest["keys"]]
 
     def raw_files(self) -> list[Path]:
         return [self.path(r) for r in self.manifest["raw"]]

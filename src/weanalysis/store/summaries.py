@@ -16,9 +16,15 @@ before the new ones and use stable sorts, so storage order breaks ties.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from weanalysis.dims import VALUE_BITS, VISIT_COLUMNS
+from weanalysis.errors import StoreDamagedError
+from weanalysis.store.days import MS_PER_DAY
 
 VISIT_ATTRS = tuple(c.name for c in VISIT_COLUMNS)
 ATTR_DTYPES = {c.name: c.dtype for c in VISIT_COLUMNS}
@@ -59,6 +65,36 @@ def unpack(packed: np.ndarray, name: str) -> np.ndarray:
     """One visit column of packed rows, in the column's dtype."""
     shift, mask = FIELDS[name]
     return ((packed >> shift) & mask).astype(ATTR_DTYPES[name])
+
+
+def times_table(run: dict[str, np.ndarray]) -> pa.Table:
+    """A day run's times (int32 ms from the day's start, one per visit column) as a table that
+    compresses: the first column's time, and each other column's difference from it (almost
+    always 0: one visit usually knows every column). Only merges read it, never a query."""
+    t0 = np.asarray(run[VISIT_ATTRS[0] + "_t"]).astype(np.int64)
+    cols = {"t0": t0.astype(np.int32)}
+    for i, a in enumerate(VISIT_ATTRS[1:], 1):
+        cols[f"dt{i}"] = (np.asarray(run[a + "_t"]).astype(np.int64) - t0).astype(np.int32)
+    return pa.table(cols)
+
+
+def read_times(path: Path, rows: int) -> np.ndarray:
+    """The (rows, columns) int32 times of a day run (see :func:`times_table`); a file that is
+    not that is a StoreDamagedError."""
+    try:
+        t = pq.read_table(path)
+        t0 = t.column("t0").to_numpy().astype(np.int64)
+        out = np.empty((len(t0), len(VISIT_ATTRS)), dtype=np.int32)
+        out[:, 0] = t0
+        for i in range(1, len(VISIT_ATTRS)):
+            out[:, i] = t0 + t.column(f"dt{i}").to_numpy()
+    except FileNotFoundError:
+        raise StoreDamagedError(path, "the file is missing") from None
+    except (pa.ArrowException, OSError, KeyError, ValueError) as e:
+        raise StoreDamagedError(path, f"not the times of a day ({e})") from None
+    if len(out) != rows:
+        raise StoreDamagedError(path, "not one time per user and column")
+    return out
 
 
 SLOT_BITS = 17
@@ -137,6 +173,22 @@ def merge_summaries(
 
 
 LOG_COLUMNS = ("key", "t", "val")
+# A base run is stored by user (CSR): each user's entries are ``slot[off[u]:off[u + 1]]``
+# (sorted), with ``t`` and ``val`` beside them and ``cur`` (the last entry packed, one per
+# user): 2 bytes of slot a entry and 4 of offset a user instead of an 8-byte key.
+BASE_COLUMNS = ("off", "slot", "t", "val", "cur")
+# ``t``: the entry's time as int32 ms from the start of its slot's day (exact: a local day
+# spans < 2^31 ms from the UTC midnight of its number); an undated entry's: T_ABSENT. Only
+# entries of the same key (so the same day) are ever compared by time.
+T_ABSENT = np.iinfo(np.int32).min
+_TIME_ABSENT64 = np.iinfo(np.int64).min
+
+
+def log_times(slot: np.ndarray, time_ms: np.ndarray) -> np.ndarray:
+    """Entry times as a log stores them (see :data:`T_ABSENT`)."""
+    t = np.asarray(time_ms, dtype=np.int64)
+    rel = t - (np.asarray(slot, dtype=np.int64) - 2) * MS_PER_DAY
+    return np.where(t == _TIME_ABSENT64, T_ABSENT, rel).astype(np.int32)
 
 
 def new_entries(
@@ -145,13 +197,10 @@ def new_entries(
     """Known values (in storage order) as a log run: one entry per key, the latest by time
     (a tie goes to the row stored later), sorted by key."""
     key = (uid.astype(np.int64) << SLOT_BITS) | slot.astype(np.int64)
-    order = np.lexsort((time_ms, key))  # stable: storage order breaks time ties
+    t = log_times(slot, time_ms)
+    order = np.lexsort((t, key))  # stable: storage order breaks time ties
     last = order[_last_per_group(key[order])]
-    return {
-        "key": key[last],
-        "t": time_ms[last].astype(np.int64),
-        "val": value[last].astype(np.int8),
-    }
+    return {"key": key[last], "t": t[last], "val": value[last].astype(np.int8)}
 
 
 def merge_logs(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -177,23 +226,36 @@ def merge_logs(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[s
     }
 
 
-def latest_two(log: dict[str, np.ndarray], num_users: int) -> dict[str, np.ndarray]:
-    """Per user, the last entry of a (base) log run and the one before it, packed as
-    ``slot << VALUE_BITS | value`` (0: none): a window ending before a user's last change is
-    answered by the entry before it, almost always, without a search."""
+def base_run(log: dict[str, np.ndarray], num_users: int) -> dict[str, np.ndarray]:
+    """A log run (sorted by key) as a base run stores it (see :data:`BASE_COLUMNS`): per-user
+    offsets, slots, times and values, and each user's last entry packed as
+    ``slot << VALUE_BITS | value`` (0: none), which answers a window ending on or after it
+    without a search."""
     keys, vals = np.asarray(log["key"]), np.asarray(log["val"])
-    cur = np.zeros(num_users, dtype=np.int32)
-    prev = np.zeros(num_users, dtype=np.int32)
-    if len(keys) == 0:
-        return {"cur": cur, "prev": prev}
     users = keys >> SLOT_BITS
-    ends = _last_per_group(users)
-    cur[users[ends]] = _packed(keys[ends], vals[ends])
-    before = ends - 1
-    has = (before >= 0) & (users[np.maximum(before, 0)] == users[ends])
-    b = before[has]
-    prev[users[ends][has]] = _packed(keys[b], vals[b])
-    return {"cur": cur, "prev": prev}
+    slots = keys & ((1 << SLOT_BITS) - 1)
+    n = max(num_users, int(users[-1]) + 1 if len(users) else 0)
+    off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n), out=off[1:])
+    cur = np.zeros(n, dtype=np.int32)
+    if len(keys):
+        ends = _last_per_group(users)
+        cur[users[ends]] = _packed(keys[ends], vals[ends])
+    return {
+        "off": off.astype(np.int32) if len(keys) < 2**31 else off,
+        "slot": slots.astype(np.uint16 if len(slots) == 0 or slots.max() < 2**16 else np.uint32),
+        "t": np.asarray(log["t"], dtype=np.int32),
+        "val": vals.astype(np.int8),
+        "cur": cur,
+    }
+
+
+def log_of_base(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A base run as a log run (keys, times, values), for merges."""
+    off = np.asarray(base["off"]).astype(np.int64)
+    users = np.repeat(np.arange(len(off) - 1, dtype=np.int64), np.diff(off))
+    key = (users << SLOT_BITS) | np.asarray(base["slot"]).astype(np.int64)
+    return {"key": key, "t": np.array(base["t"]), "val": np.array(base["val"])}
 
 
 def merge_person(
@@ -204,12 +266,12 @@ def merge_person(
     value: np.ndarray,
     num_users: int,
 ) -> dict[str, np.ndarray]:
-    """Merge new known values (in storage order) into a whole person log; returns the new log
-    with its per-user ``cur``/``prev`` (what a base run holds)."""
+    """Merge new known values (in storage order) into a whole person log (a log run); returns
+    the new log as a base run."""
     log = new_entries(uid, slot, time_ms, value)
     if old is not None and len(old["key"]):
         log = merge_logs(old, log)
-    return {**log, **latest_two(log, num_users)}
+    return base_run(log, num_users)
 
 
 def _packed(keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
@@ -229,11 +291,19 @@ def _base_values(log: dict[str, np.ndarray], users: np.ndarray, end_day: int) ->
     vals = (c & VALUE_MASK).astype(np.int8)
     later = np.flatnonzero(c >= limit)
     if len(later):
-        p = np.asarray(log["prev"])[u[later]]
-        vals[later] = np.where(p < limit, p & VALUE_MASK, 0)
-        deeper = later[p >= limit]  # two or more changes after the window: search the log
+        # the entry before the last (by the offsets), else a binary search in the user's
+        # entries (two or more after the window)
+        e_slot = day_slot(end_day)
+        lu = u[later].astype(np.int64)
+        off = log["off"]
+        before = np.asarray(off[lu + 1]).astype(np.int64) - 2
+        has = before >= np.asarray(off[lu])
+        at = np.where(has, before, 0)
+        ps = np.where(has, np.asarray(log["slot"])[at], 0)
+        vals[later] = np.where(has & (ps <= e_slot), np.asarray(log["val"])[at], 0)
+        deeper = later[has & (ps > e_slot)]
         if len(deeper):
-            vals[deeper] = _entry_at(log, u[deeper], day_slot(end_day))[2]
+            vals[deeper] = _entry_at(log, u[deeper], e_slot)[2]
     if all_inside:
         return vals
     out = np.zeros(len(users), dtype=np.int8)
@@ -244,8 +314,11 @@ def _base_values(log: dict[str, np.ndarray], users: np.ndarray, end_day: int) ->
 def _entry_at(
     log: dict[str, np.ndarray], users: np.ndarray, e_slot: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per user, the position of its last entry with ``slot <= e_slot`` in a log run:
-    (found, position, value, slot) — value and slot 0 where there is none."""
+    """Per user, the position of its last entry with ``slot <= e_slot`` in a log run (keys)
+    or a base run (offsets): (found, position, value, slot) — value and slot 0 where there is
+    none."""
+    if "off" in log:
+        return _entry_at_base(log, users, e_slot)
     keys = log["key"]
     lu = users.astype(np.int64)
     if len(keys) == 0:
@@ -261,6 +334,36 @@ def _entry_at(
     return ok, pos_ok, vals, slots
 
 
+def _entry_at_base(
+    log: dict[str, np.ndarray], users: np.ndarray, e_slot: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_entry_at` over a base run: a binary search in each user's sorted slots, all
+    users at once (one step per halving, at most ~17)."""
+    off, slot = log["off"], log["slot"]
+    u = users.astype(np.int64)
+    inside = u < len(off) - 1
+    uu = np.where(inside, u, 0)
+    start = np.where(inside, np.asarray(off[uu]), 0).astype(np.int64)
+    lo = start.copy()
+    hi = np.where(inside, np.asarray(off[uu + 1]), 0).astype(np.int64)
+    active = np.flatnonzero(lo < hi)
+    while len(active):  # the first position whose slot is > e_slot
+        mid = (lo[active] + hi[active]) >> 1
+        go = np.asarray(slot[mid]) <= e_slot
+        lo[active[go]] = mid[go] + 1
+        hi[active[~go]] = mid[~go]
+        active = active[lo[active] < hi[active]]
+    pos = lo - 1
+    ok = pos >= start
+    pos_ok = np.where(ok, pos, 0)
+    if len(slot) == 0:
+        z = np.zeros(len(users), dtype=np.int64)
+        return ok, z, z.astype(np.int8), z
+    vals = np.where(ok, np.asarray(log["val"])[pos_ok], 0).astype(np.int8)
+    slots = np.where(ok, np.asarray(slot)[pos_ok].astype(np.int64), 0)
+    return ok, pos_ok, vals, slots
+
+
 def person_values(
     runs: list[dict[str, np.ndarray]] | dict[str, np.ndarray] | None,
     users: np.ndarray,
@@ -268,7 +371,7 @@ def person_values(
 ) -> np.ndarray:
     """The latest known value (0 unknown) of each user in ``users`` as of the end of ``end_day``.
 
-    ``runs``: the log's runs, oldest first; the first (the base) carries ``cur``/``prev``; the
+    ``runs``: the log's runs, oldest first; the first is a base run (see :func:`base_run`); the
     later ones (small: recent commits not yet merged) override it user by user — a later slot
     wins, and on the same slot the later time (a tie: the later run).
     """
@@ -294,7 +397,8 @@ def person_values(
     b_ok, b_pos, _, b_slot = _entry_at(runs[0], tu, e_slot)
     same = d_ok & b_ok & (d_slot == b_slot)
     d_t = np.asarray(delta["t"])[d_pos]
-    b_t = np.asarray(runs[0]["t"])[b_pos] if len(runs[0]["key"]) else np.zeros(len(tu), np.int64)
+    base_t = np.asarray(runs[0]["t"])
+    b_t = base_t[b_pos] if len(base_t) else np.zeros(len(tu), np.int32)
     take = d_ok & (~b_ok | (d_slot > b_slot) | (same & (d_t >= b_t)))
     out[idx[take]] = d_val[take]
     return out

@@ -63,10 +63,13 @@ def build(snap, num_users: int) -> dict:
     users = np.flatnonzero(last >= 0)
     perm = np.argsort(-last[users], kind="stable")
     order = users[perm]
-    arrays = {"uid": order.astype(np.uint32), "last": last[order]}
+    # days as int16 while they fit (until 2059): a query compares them with the window's
+    # first day, whatever their width
+    days_dtype = np.int16 if e < np.iinfo(np.int16).max else np.int32
+    arrays = {"uid": order.astype(np.uint32), "last": last[order].astype(days_dtype)}
     for c in VISIT_COLUMNS:
         arrays[c.name] = code[c.name][order]
-        arrays[c.name + "_day"] = when[c.name][order]
+        arrays[c.name + "_day"] = when[c.name][order].astype(days_dtype)
     first = np.asarray(snap.first_day)
     arrays["first_day"] = first[order].astype(np.int32)
     for c in PERSON_COLUMNS:

@@ -57,7 +57,7 @@ from weanalysis.store.runs import (
     first_base,
     fold_first,
     load_day,
-    load_dir,
+    load_person,
     merge_next,
     stored_day,
 )
@@ -70,10 +70,9 @@ from weanalysis.store.snapshot import (
     write_manifest,
 )
 from weanalysis.store.summaries import (
-    LOG_COLUMNS,
     UNDATED_SLOT,
+    base_run,
     day_slot,
-    latest_two,
     merge_day,
     merge_logs,
     merge_summaries,
@@ -345,11 +344,11 @@ class Writer:
             c.new["days"][dn] = runs
         for key in persons:
             runs = old["persons"][key]
-            log = load_dir(verified(d, old, runs[0][0]), dict.fromkeys(LOG_COLUMNS))
+            log = load_person(verified(d, old, runs[0][0]))
             for name, _ in runs[1:]:
-                log = merge_logs(log, load_dir(verified(d, old, name), dict.fromkeys(LOG_COLUMNS)))
+                log = merge_logs(log, load_person(verified(d, old, name)))
             name = f"persons/{key}-{c.tag}"
-            self._write_dir(d / name, {**log, **latest_two(log, st.num_users)})
+            self._write_dir(d / name, base_run(log, st.num_users))
             c.garbage.extend(n for n, _ in runs)
             c.new["persons"][key] = [[name, len(log["key"])]]
         if len(old["first_day"]) > 1:
@@ -467,6 +466,9 @@ class Writer:
         if zone:
             base["timezone"] = zone
         replaced: dict[str, list[str]] = {}
+        if old.get("format") != FORMAT:  # an older format: its segments in this one first
+            rewrite_users = rewrite_users or _migrated_users
+            rewrite_raw = rewrite_raw or _migrated_raw
         if rewrite_users is not None:
             replaced = dict(rewrite_users(d, old, f"v{version:06d}"))
             if set(replaced) - {"user_segments", "keys"}:
@@ -629,8 +631,8 @@ class Writer:
         while the last is at least half the size of the one before (sizes stay geometric, so
         few segments to search and each key is rewritten only O(log n) times)."""
         st.keys.append(dedup.sort_keys(keys))
-        names = [*c.old["keys"], f"keys/keys-{c.tag}.npy"]
-        files.write_npy(c.dir / names[-1], st.keys[-1])
+        names = [*c.old["keys"], f"keys/keys-{c.tag}.parquet"]
+        dedup.save_keys(c.dir / names[-1], st.keys[-1])
         merges = 0
         while len(st.keys) > 1 and (
             2 * len(st.keys[-1]) >= len(st.keys[-2]) or len(st.keys) > MAX_KEY_SEGMENTS
@@ -638,8 +640,8 @@ class Writer:
             merged = dedup.merge_keys(st.keys[-2], st.keys[-1])
             c.garbage.extend(names[-2:])
             merges += 1
-            name = f"keys/keys-{c.tag}-m{merges}.npy"
-            files.write_npy(c.dir / name, merged)
+            name = f"keys/keys-{c.tag}-m{merges}.parquet"
+            dedup.save_keys(c.dir / name, merged)
             st.keys[-2:] = [merged]
             names[-2:] = [name]
         c.new["keys"] = names
@@ -671,8 +673,7 @@ class Writer:
         age = batch.age[idx]
         raw = {
             "seq": seq,
-            "uid": rows.uid,
-            "openid": batch.openid.take(take),
+            "uid": rows.uid,  # its openid is in the user segments (users/openids-*.arrow)
             "time_ms": pa.array(rows.time_ms, pa.int64(), mask=~dated),
             "day": pa.array(rows.day, pa.int32(), mask=~dated),
             "gender": rows.gender,
@@ -777,10 +778,10 @@ class Writer:
                 c,
                 c.new["persons"][name] or [],
                 run,
-                load=lambda sub, run=run: load_dir(verified(c.dir, c.old, sub), run),
+                load=lambda sub: load_person(verified(c.dir, c.old, sub)),
                 merge=merge_logs,
                 name=f"persons/{name}-{c.tag}",
-                base=lambda log: {**log, **latest_two(log, st.num_users)},  # noqa: B023
+                base=lambda log: base_run(log, st.num_users),
             )
             c.touched.add("persons")
 
@@ -832,14 +833,54 @@ class Writer:
         collect_garbage(c.dir, c.new["garbage"])
 
     @staticmethod
-    def _write_dir(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    def _write_dir(path: Path, arrays: dict) -> None:
+        """A run's folder: each array a ``.npy`` (memory-mapped by queries), each table a
+        compressed ``.parquet`` (read whole, by merges)."""
         path.mkdir(parents=True, exist_ok=True)
         for k, v in arrays.items():
-            files.write_npy(path / f"{k}.npy", v)
+            if isinstance(v, pa.Table):
+                files.write_parquet(path / f"{k}.parquet", v)
+            else:
+                files.write_npy(path / f"{k}.npy", v)
         files.fsync_dir(path)
 
 
 SMALL_SEGMENT_ROWS = 1 << 18
+
+
+def _migrated_raw(app_dir: Path, manifest: dict, tag: str) -> list[str]:
+    """An older format's raw segments in this one: without openids (the user segments hold
+    them), with this format's encodings; one segment at a time."""
+    out = []
+    for i, rel in enumerate(manifest["raw"]):
+        table = pq.read_table(verified(app_dir, manifest, rel))
+        if "openid" in table.column_names:
+            table = table.drop_columns(["openid"])
+        name = f"raw/{_kind(rel)}-{tag}-r{i}.parquet"
+        files.write_parquet(app_dir / name, table)
+        out.append(name)
+    return out
+
+
+def _migrated_users(app_dir: Path, manifest: dict, tag: str) -> dict:
+    """An older format's user segments (compressed now) and key segments (128-bit ``.npy``,
+    truncated to this format's 96 bits: the same hashes) in this format."""
+    users = []
+    for i, rel in enumerate(manifest["user_segments"]):
+        name = f"users/openids-{tag}-r{i}.arrow"
+        files.write_arrow(app_dir / name, files.read_arrow(verified(app_dir, manifest, rel)))
+        users.append(name)
+    keys = [
+        dedup.load_keys(verified(app_dir, manifest, rel))
+        if rel.endswith(".parquet")  # already this format's
+        else dedup.truncate(files.load_npy(verified(app_dir, manifest, rel), mmap=False, ndim=2))
+        for rel in manifest["keys"]
+    ]
+    out = {"user_segments": users, "keys": []}
+    if keys:
+        out["keys"] = [f"keys/keys-{tag}-r.parquet"]
+        dedup.save_keys(app_dir / out["keys"][0], dedup.sort_keys(np.concatenate(keys)))
+    return out
 
 
 def _kind(name: str) -> str:
