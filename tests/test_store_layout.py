@@ -502,3 +502,19 @@ def test_rebuild_over_rewritten_raw_segments_forgets_their_records(make_store, t
     assert published["counts"]["visits"] == len(kept)
     assert not any((app / name).exists() for name in m["raw"])  # no reader: gone at once
     assert all_windows(store, 5) == all_windows(reference, 5)
+
+
+def test_packed_rows_are_stored_as_int32_when_they_fit_and_widened_where_days_mix():
+    from weanalysis.portrait.embedded import _window_part
+    from weanalysis.store.summaries import pack, partial_rows, stored_packed
+
+    def day(loc, plat, dev):
+        cols = {"uid": np.array([0], np.uint32)}
+        cols.update(loc=np.array([loc]), plat=np.array([plat]), dev=np.array([dev]))
+        return cols["uid"], stored_packed(pack(cols)), partial_rows(cols)
+
+    wide, small = day(3, 1, 1 << 30), day(5, 0, 0)
+    assert wide[1].dtype == np.int64 and small[1].dtype == np.int32
+    # an earlier day's device code too wide for int32, kept where the later day's is unknown
+    w = _window_part([wide, small], np.zeros(1, np.int32), 0, 1)
+    assert [int(w.values[c][0]) for c in ("loc", "plat", "dev")] == [5, 1, 1 << 30]

@@ -21,6 +21,7 @@ from weanalysis.store.summaries import (
     pack,
     partial_rows,
     read_times,
+    stored_packed,
     times_table,
     unpack,
 )
@@ -46,7 +47,7 @@ def stored_day(run: dict[str, np.ndarray]) -> dict:
     queries read), and the times apart, compressed (see :func:`times_table`)."""
     return {
         "uid": run["uid"],
-        "packed": pack(run),
+        "packed": stored_packed(pack(run)),
         "partial": partial_rows(run),
         "times": times_table(run),
     }

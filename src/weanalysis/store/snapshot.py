@@ -342,7 +342,7 @@ class AppSnapshot:
     def _check_day(self, d: Path, uid: np.ndarray, packed: np.ndarray) -> None:
         if uid.dtype != np.uint32 or (len(uid) and int(uid[-1]) >= self.num_users):
             raise StoreDamagedError(d / "uid.npy", f"user ids beyond the {self.num_users} users")
-        if len(packed) != len(uid) or packed.dtype != np.int64:
+        if len(packed) != len(uid) or packed.dtype not in (np.int32, np.int64):
             raise StoreDamagedError(
                 d / "packed.npy", f"{len(packed)} {packed.dtype} values for {len(uid)} users"
             )

@@ -30,17 +30,27 @@ VISIT_ATTRS = tuple(c.name for c in VISIT_COLUMNS)
 ATTR_DTYPES = {c.name: c.dtype for c in VISIT_COLUMNS}
 VALUE_MASK = (1 << VALUE_BITS) - 1
 
-# A day summary stores its visit columns packed in one int64 per user (the query scatters one
+# A day summary stores its visit columns packed in one integer per user (the query scatters one
 # array per day, not one per column): each column's code in its own bit field, and a marker bit
-# so that a user with nothing known is still told from no user.
-ACTIVE_BIT = np.int64(1 << 62)
+# so that a user with nothing known is still told from no user. The columns with a fixed number
+# of codes come first, as narrow as their codes allow, then the marker, then the column
+# numbered by the data (devices) in the bits above: with fewer than 2^16 device names a row
+# fits 31 bits, and a day run is stored as int32 (see :func:`stored_packed`), else int64.
 FIELDS: dict[str, tuple[int, int]] = {}  # column -> (shift, mask)
 _shift = 0
 for _c in VISIT_COLUMNS:
-    _bits = np.dtype(_c.dtype).itemsize * 8
-    FIELDS[_c.name] = (_shift, (1 << _bits) - 1)
-    _shift += _bits
-assert _shift <= 62, "the visit columns no longer fit one int64: a new storage format"
+    if _c.size is not None:
+        _bits = max(1, int(_c.size - 1).bit_length())
+        FIELDS[_c.name] = (_shift, (1 << _bits) - 1)
+        _shift += _bits
+ACTIVE_BIT = np.int64(1 << _shift)
+_shift += 1
+for _c in VISIT_COLUMNS:
+    if _c.size is None:
+        _bits = np.dtype(_c.dtype).itemsize * 8
+        FIELDS[_c.name] = (_shift, (1 << _bits) - 1)
+        _shift += _bits
+assert _shift <= 63, "the visit columns no longer fit one int64: a new storage format"
 del _shift, _c, _bits
 
 
@@ -53,6 +63,14 @@ def pack(cols: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
+def stored_packed(packed: np.ndarray) -> np.ndarray:
+    """Packed rows as a day run stores them: int32 when every row fits (a reader widens them
+    where it mixes days), else int64."""
+    if len(packed) == 0 or int(packed.max()) <= np.iinfo(np.int32).max:
+        return packed.astype(np.int32)
+    return packed
+
+
 def partial_rows(cols: dict[str, np.ndarray]) -> np.ndarray:
     """Positions (int32) of the rows where some visit column is unknown (0)."""
     some = np.zeros(len(cols["uid"]), dtype=bool)
@@ -62,9 +80,9 @@ def partial_rows(cols: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def unpack(packed: np.ndarray, name: str) -> np.ndarray:
-    """One visit column of packed rows, in the column's dtype."""
+    """One visit column of packed rows (int32 or int64), in the column's dtype."""
     shift, mask = FIELDS[name]
-    return ((packed >> shift) & mask).astype(ATTR_DTYPES[name])
+    return ((np.asarray(packed, dtype=np.int64) >> shift) & mask).astype(ATTR_DTYPES[name])
 
 
 def times_table(run: dict[str, np.ndarray]) -> pa.Table:
