@@ -34,7 +34,14 @@ from bench import generate as gen
 from bench import server as bench_server
 from bench.baseline import DuckBaseline, diff
 from bench.explore import explorer_rows
-from bench.measure import DiskSampler, IngestResult, ingest_files, live_bytes, weanalysis_document
+from bench.measure import (
+    DiskSampler,
+    IngestResult,
+    ingest_files,
+    live_bytes,
+    live_parts,
+    weanalysis_document,
+)
 from bench.peers import DuckPeer, PackedRows, PolarsPeer
 from bench.phases import PhaseLog, log, peak_allocated, peak_rss_mb, timed_runs
 from bench.report import DASH, Row, du, machine_rows, mb, ms, rate, render, tick
@@ -442,13 +449,17 @@ def table_rows(
 
 
 def disk_rows(app_dir: Path, store_dir: Path, disk: DiskSampler, reuse: bool) -> list[Row]:
-    live = live_bytes(app_dir)
+    parts = live_parts(app_dir)
+    live = sum(parts.values())
     visits = json.loads((app_dir / "manifest.json").read_text())["counts"]["visits"]
     per_visit = live / visits if visits else 0.0
+    by_part = ", ".join(
+        f"{name} {size / visits:.1f}" for name, size in sorted(parts.items(), key=lambda p: -p[1])
+    )
     rows = [
         Row(
             "store bytes per stored visit (live, raw kept)",
-            f"{per_visit:.1f} B ({visits:,} visits)",
+            f"{per_visit:.1f} B ({visits:,} visits; {by_part})",
             target=f"≤ {TARGET_BYTES_PER_VISIT} B {tick(per_visit <= TARGET_BYTES_PER_VISIT)}",
         )
     ]

@@ -74,9 +74,19 @@ def weanalysis_document(store: Store, q: PortraitQuery) -> dict:
 
 def live_bytes(app_dir: Path) -> int:
     """Bytes of the files an app's manifest names (the rest is garbage readers may still use)."""
+    return sum(live_parts(app_dir).values())
+
+
+def live_parts(app_dir: Path) -> dict[str, int]:
+    """:func:`live_bytes` by part of the store: its top folder (raw segments, day summaries,
+    keys, person logs, user segments, and meta: first days, the view, per-day counts)."""
     snap = AppSnapshot(app_dir)
+    parts: dict[str, int] = {}
     try:
-        return sum(f.stat().st_size for f in snap.live_files())
+        for f in snap.live_files():
+            top = f.relative_to(app_dir).parts[0]
+            parts[top] = parts.get(top, 0) + f.stat().st_size
+        return parts
     finally:
         snap.close()
 

@@ -332,7 +332,7 @@ def test_an_old_format_folder_is_refused_with_the_way_out_and_rebuilt(store, tmp
 
 def test_a_format3_folder_is_migrated_by_rebuild(make_store, tmp_path):
     """A data folder written by storage format 3 (tests/data/make_format3_store.py): refused
-    with the way out, then `rebuild` writes its raw segments without openids, its keys in 96
+    with the way out, then `rebuild` writes its raw segments without openids, its keys in 88
     bits and everything derived anew: the same answers as the same inputs ingested today, and
     the records sent again are all duplicates (the migrated keys still match)."""
     import tarfile

@@ -6,16 +6,19 @@ numpy arrays: strings are hashed eight bytes at a time straight from their Arrow
 Python object per row), with two independently seeded 64-bit lanes. The code is our own, so
 keys are stable across library versions and machines (unlike Python's ``hash``).
 
-A key is 96 bits: the first lane whole and the low 32 bits of the second (storage format 4; format
-3 kept 128, and ``rebuild`` truncates its keys, which are the same hashes). A false duplicate (a
-distinct record dropped because its key equals a stored one) needs two of the N records of an
-app to share 96 bits: probability about N^2 / 2^97, 6e-12 at 1e9 records, 6e-10 at 1e10 (at 64
-bits it would be 2.7 % at 1e9, hence not fewer). Content keys also mix in the user's id, so two
-users' records never meet by construction, only in the hash.
+A key is 88 bits: the first lane whole and the low 24 bits of the second (storage format 4;
+format 3 kept 128, and ``rebuild`` truncates its keys, which are the same hashes). A false
+duplicate (a distinct record dropped because its key equals a stored one) needs two of the N
+records of an app to share 88 bits: expected number about N^2 / 2^89 over the app's whole
+life, 1.6e-9 at 1e9 records and 1.6e-7 at 1e10 (far below the odds of an undetected disk
+error on the same data); at 64 bits it would be 2.7e-2 at 1e9, hence not fewer. A per-user
+key of the user's id and a 64-bit hash (duplicates need the same user) costs as many bytes
+here (a random 32-bit id compresses to ~22 bits) and has worse odds for heavy users
+(sum of n_u^2 / 2^65: 2.7e-7 at 1e9 records if users have 1e4 each).
 
 Key segments are stored as Parquet (:func:`save_keys`): sorted by the first lane, whose deltas
-take ~43 of its 64 bits at 10M keys (DELTA_BINARY_PACKED), plus the 32-bit second lane: about
-9.4 bytes a key on disk instead of 16.
+take ~43 of its 64 bits at 10M keys (DELTA_BINARY_PACKED), plus the 24 bits of the second
+lane: about 8.4 bytes a key on disk instead of 16.
 """
 
 from __future__ import annotations
@@ -138,16 +141,16 @@ class KeyBuilder:
         return self
 
     def keys(self) -> np.ndarray:
-        """An (n, 2) uint64 array: the first lane, and the second lane's low 32 bits."""
+        """An (n, 2) uint64 array: the first lane, and the second lane's low 24 bits."""
         return np.stack([self.lanes[0], self.lanes[1] & LANE1_MASK], axis=1)
 
 
-LANE1_MASK = np.uint64(0xFFFF_FFFF)
+LANE1_MASK = np.uint64(0xFF_FFFF)  # 88-bit keys (see the module's docstring)
 _FLIP = np.uint64(1 << 63)  # unsigned order as signed order, for Parquet's signed deltas
 
 
 def truncate(keys: np.ndarray) -> np.ndarray:
-    """Keys of storage format 3 (128 bits) as this format's (96): the same hashes, shorter."""
+    """Keys of storage format 3 (128 bits) as this format's (88): the same hashes, shorter."""
     out = np.array(keys, dtype=np.uint64, order="F")
     out[:, 1] &= LANE1_MASK
     return out

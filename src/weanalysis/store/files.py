@@ -186,6 +186,8 @@ ENCODINGS = {
     "k0": "DELTA_BINARY_PACKED",  # key segments: sorted
     "k1": "BYTE_STREAM_SPLIT",
     "t0": "BYTE_STREAM_SPLIT",  # day summaries' times (ms of the day: the high byte repeats)
+    "dt1": "PLAIN",  # and the other columns' differences from it (almost all 0)
+    "dt2": "PLAIN",
 }
 ZSTD_LEVEL = 1
 

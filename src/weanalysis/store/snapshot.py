@@ -42,7 +42,7 @@ MANIFEST = "manifest.json"
 # 3: day summaries, person logs and first days are lists of runs (a base and small recent
 # runs, merged geometrically), day times are int32 offsets from the day's start.
 # 4: raw segments without openids (the user segments map uid -> openid) and with per-column
-# encodings, 96-bit idempotency keys in Parquet, day times compressed apart, person logs' base
+# encodings, 88-bit idempotency keys in Parquet, day times compressed apart, person logs' base
 # runs by user with int32 times, compressed user segments (about half the bytes of format 3).
 FORMAT = 4
 # Formats `weanalysis rebuild` migrates from: their raw segments, user segments and keys are

@@ -864,7 +864,7 @@ def _migrated_raw(app_dir: Path, manifest: dict, tag: str) -> list[str]:
 
 def _migrated_users(app_dir: Path, manifest: dict, tag: str) -> dict:
     """An older format's user segments (compressed now) and key segments (128-bit ``.npy``,
-    truncated to this format's 96 bits: the same hashes) in this format."""
+    truncated to this format's 88 bits: the same hashes) in this format."""
     users = []
     for i, rel in enumerate(manifest["user_segments"]):
         name = f"users/openids-{tag}-r{i}.arrow"
