@@ -24,7 +24,7 @@ from weanalysis.ingest import Ingestor
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
 from weanalysis.portrait.query import PortraitQuery
-from weanalysis.store import Store
+from weanalysis.store import AppSnapshot, Store
 from weanalysis.store.backup import BACKUP_FILE, BackupError, backup, restore
 from weanalysis.wechat.dialect import portrait_document
 
@@ -56,6 +56,8 @@ def random_visits(rng, n, prefix):
 def source_records(data, next_seq: int) -> list[oracle.Rec]:
     """The source's stored records with storage position below ``next_seq``, in that order."""
     manifest = json.loads((data / "apps" / "wxA" / "manifest.json").read_text())
+    # raw segments keep user ids; the user segments their openids
+    openids = AppSnapshot(data / "apps" / "wxA", manifest).openids()
     rows = []
     for rel in manifest["raw"]:
         t = pq.read_table(data / "apps" / "wxA" / rel).to_pylist()
@@ -65,7 +67,7 @@ def source_records(data, next_seq: int) -> list[oracle.Rec]:
     return [
         oracle.Rec(
             kind=kind,
-            openid=r["openid"],
+            openid=openids[r["uid"]],
             time_ms=r["time_ms"],
             province=r.get("province_id") or 0,
             city=r.get("city_id") or 0,

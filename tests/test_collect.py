@@ -153,12 +153,13 @@ def test_forwarded_for_only_from_a_trusted_proxy(store):
         )
     import pyarrow.parquet as pq
 
+    snap = store.snapshot("wxC")
+    openids = snap.openids()  # raw segments keep user ids; the user segments their openids
     rows = [
-        r
-        for f in store.snapshot("wxC").raw_files()
-        for r in pq.read_table(f, columns=["openid", "ip"]).to_pylist()
+        r for f in snap.raw_files() for r in pq.read_table(f, columns=["uid", "ip"]).to_pylist()
     ]
-    assert {r["openid"]: r["ip"] for r in rows} == {"s1": "203.0.113.9", "s2": "202.96.128.86"}
+    got = {openids[r["uid"]]: r["ip"] for r in rows}
+    assert got == {"s1": "203.0.113.9", "s2": "202.96.128.86"}
 
 
 def test_records_api_takes_visits_and_profiles_of_the_tokens_app(store):
