@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from tests.servers import free_port, wait_healthy
 from weanalysis.cli.main import cli
 from weanalysis.store.integrity import seal
+from weanalysis.store.snapshot import FORMAT
 
 APPID, SECRET = "wxhard00000001", "secret-hard-01"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -181,7 +182,14 @@ def test_10_every_damaged_file_is_a_clear_error_or_the_right_answer(folder, tmp_
 
 @pytest.mark.parametrize(
     "manifest",
-    [b"", b"{", b"[]", b"null", b'{"format": 3}', b'{"format": 3, "version": "x"}'],
+    [
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b'{"format": %d}' % FORMAT,  # this format's, but not a manifest
+        b'{"format": %d, "version": "x"}' % FORMAT,
+    ],
 )
 def test_10_a_bad_manifest_is_a_clear_error(data, manifest):
     (data / "apps" / APPID / "manifest.json").write_bytes(manifest)
