@@ -1,4 +1,4 @@
-"""Idempotency keys: 128-bit record keys and the sorted key sets that find duplicates.
+"""Idempotency keys: 88-bit record keys and the sorted key sets that find duplicates.
 
 A record with an ``event_id`` is keyed by it; one without by its whole canonical content
 (SPEC.md 2.1). Keys are computed column by column with vectorised splitmix64 arithmetic over
