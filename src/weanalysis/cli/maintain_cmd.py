@@ -13,6 +13,16 @@ from weanalysis.records import fields
 MAX_OPENIDS_PER_RUN = 1_000_000
 
 
+def selected_apps(store, appid: str | None) -> list:
+    """Every registered app, or the one ``--appid`` names (a usage error if unknown)."""
+    apps = store.catalog.list()
+    if appid is not None:
+        apps = [a for a in apps if a.appid == appid]
+        if not apps:
+            fail(f"app {appid!r} is not registered")
+    return apps
+
+
 def read_openids(values: tuple[str, ...], path: str | None) -> list[str]:
     """Openids from the options and from a file (one a line, ``-`` for standard input)."""
     out = list(values)
@@ -90,11 +100,7 @@ def check(ctx, appid: str | None) -> None:
     from weanalysis.store.snapshot import MANIFEST, read_manifest
 
     store = open_store(ctx, create=False)
-    apps = store.catalog.list()
-    if appid is not None:
-        apps = [a for a in apps if a.appid == appid]
-        if not apps:
-            fail(f"app {appid!r} is not registered")
+    apps = selected_apps(store, appid)
     problems: list[Problem] = []
     total = 0
     (ok,) = store.catalog.db.execute("PRAGMA quick_check").fetchone()
@@ -142,11 +148,7 @@ def gc(ctx, appid: str | None, as_json: bool, no_progress: bool) -> None:
     from weanalysis.store.snapshot import read_manifest
 
     store = open_store(ctx, create=False)
-    apps = store.catalog.list()
-    if appid is not None:
-        apps = [a for a in apps if a.appid == appid]
-        if not apps:
-            fail(f"app {appid!r} is not registered")
+    apps = selected_apps(store, appid)
     for a in apps:
         bar = tqdm(
             total=0,
