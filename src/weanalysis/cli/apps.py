@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 from click.core import ParameterSource
 
-from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.cli.common import echo_json, fail, open_store, registered_app
 from weanalysis.errors import StoreDamagedError
 from weanalysis.settings import data_dir
 from weanalysis.store import CatalogError
@@ -125,13 +125,6 @@ def _retained_from(snap) -> str | None:
     return None if start is None else day_date(start).isoformat()
 
 
-def _registered(store, appid: str):
-    app = store.catalog.get(appid)
-    if app is None:
-        fail(f"app {appid!r} is not registered (weanalysis app list shows the apps)")
-    return app
-
-
 @app.command("set")
 @click.argument("appid")
 @click.option(
@@ -173,7 +166,7 @@ def set_app(
     if timezone is None and min_users is None and not set_retention:
         fail("nothing to change: give --timezone, --min-users and/or --retention-days")
     store = open_store(ctx, create=False)
-    _registered(store, appid)
+    registered_app(store, appid)
     try:
         if min_users is not None:
             store.catalog.set_min_users(appid, min_users)
@@ -217,7 +210,7 @@ def rotate_secret(ctx: click.Context, appid: str, secret: str | None) -> None:
     import secrets as random
 
     store = open_store(ctx, create=False)
-    _registered(store, appid)
+    registered_app(store, appid)
     new = secret if secret is not None else random.token_hex(16)
     try:
         store.catalog.rotate_secret(appid, new)
@@ -244,7 +237,7 @@ def remove(ctx: click.Context, appid: str, yes: bool) -> None:
     if not yes:
         fail(f"removing {appid} deletes all its records for good: add --yes to confirm")
     store = open_store(ctx, create=False)
-    _registered(store, appid)
+    registered_app(store, appid)
     try:
         housekeeping.remove_app(store.dir, store.catalog, appid)
     except CatalogError as e:

@@ -10,7 +10,7 @@ import orjson
 
 from weanalysis.errors import UserError
 from weanalysis.settings import data_dir, help_text
-from weanalysis.store import Store
+from weanalysis.store import App, Store
 
 
 def open_store(ctx: click.Context, create: bool = True) -> Store:
@@ -19,6 +19,17 @@ def open_store(ctx: click.Context, create: bool = True) -> Store:
     if not create and not (path / "catalog.sqlite").exists():
         fail(f"no data folder at {path} (set --data or WEANALYSIS_DATA, or run weanalysis app add)")
     return Store(path)
+
+
+def registered_app(store: Store, appid: str) -> App:
+    """The registered app ``appid``; a usage error (exit 2) naming it otherwise."""
+    app = store.catalog.get(appid)
+    if app is None:
+        fail(
+            f"app {appid!r} is not registered (weanalysis app list shows the apps; "
+            "weanalysis app add registers one)"
+        )
+    return app
 
 
 def echo_json(obj: object, pretty: bool = False) -> None:

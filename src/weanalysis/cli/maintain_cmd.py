@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.cli.common import echo_json, fail, open_store, registered_app
 from weanalysis.records import fields
 
 MAX_OPENIDS_PER_RUN = 1_000_000
@@ -15,12 +15,7 @@ MAX_OPENIDS_PER_RUN = 1_000_000
 
 def selected_apps(store, appid: str | None) -> list:
     """Every registered app, or the one ``--appid`` names (a usage error if unknown)."""
-    apps = store.catalog.list()
-    if appid is not None:
-        apps = [a for a in apps if a.appid == appid]
-        if not apps:
-            fail(f"app {appid!r} is not registered")
-    return apps
+    return store.catalog.list() if appid is None else [registered_app(store, appid)]
 
 
 def read_openids(values: tuple[str, ...], path: str | None) -> list[str]:
@@ -74,9 +69,7 @@ def forget(ctx, appid: str, openids: tuple[str, ...], path: str | None, as_json:
     if len(users) > MAX_OPENIDS_PER_RUN:
         fail(f"{len(users)} openids: at most {MAX_OPENIDS_PER_RUN} per run")
     store = open_store(ctx, create=False)
-    app = store.catalog.get(appid)
-    if app is None:
-        fail(f"app {appid!r} is not registered")
+    app = registered_app(store, appid)
     erased = maintenance.forget(store.dir, app, users)
     if as_json:
         echo_json(erased.as_dict())

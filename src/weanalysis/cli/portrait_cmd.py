@@ -8,7 +8,7 @@ from datetime import date
 
 import click
 
-from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.cli.common import echo_json, fail, open_store, registered_app
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.explore import (
     SPELLINGS,
@@ -44,8 +44,7 @@ def _window(begin: str, end: str) -> tuple[date, date]:
 
 def _app_store(ctx: click.Context, appid: str) -> Store:
     store = open_store(ctx, create=False)
-    if store.catalog.get(appid) is None:
-        fail(f"app {appid!r} is not registered")
+    registered_app(store, appid)
     return store
 
 

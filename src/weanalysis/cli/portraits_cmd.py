@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.cli.common import echo_json, fail, open_store, registered_app
 from weanalysis.portrait.imported import ImportRefused, import_windows
 
 
@@ -30,8 +30,7 @@ def import_cmd(ctx, appid, files, as_json) -> None:
     before anything is written: one bad line and nothing is imported.
     """
     store = open_store(ctx, create=False)
-    if store.catalog.get(appid) is None:
-        fail(f"app {appid!r} is not registered (weanalysis app add {appid} --secret ...)")
+    registered_app(store, appid)
     sources = []
     for path in files:
         try:

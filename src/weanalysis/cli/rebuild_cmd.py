@@ -8,7 +8,7 @@ import time
 import click
 from tqdm import tqdm
 
-from weanalysis.cli.common import echo_json, fail, open_store
+from weanalysis.cli.common import echo_json, fail, open_store, registered_app
 
 
 @click.command()
@@ -23,9 +23,7 @@ def rebuild(ctx: click.Context, appid: str, no_progress: bool) -> None:
     portrait is the same before and after. Prints a one-line JSON summary.
     """
     store = open_store(ctx, create=False)
-    app = store.catalog.get(appid)
-    if app is None:
-        fail(f"app {appid!r} is not registered")
+    app = registered_app(store, appid)
     if not (store.app_dir(appid) / "manifest.json").exists():
         fail(f"app {appid!r} has no stored records: nothing to rebuild")
     bar = tqdm(
