@@ -11,7 +11,6 @@ can record ``path -> checksum`` for every file it names without reading anything
 
 from __future__ import annotations
 
-import io
 import mmap
 import os
 import re
@@ -73,15 +72,26 @@ def _write_new(path: Path, data) -> None:
 
 
 class _Summing:
-    """A write-only file object that checksums what goes through it."""
+    """A write-only file object that checksums what goes through it (numpy and pyarrow write
+    through it in pieces: no copy of a whole file in memory). Closing it leaves the file open."""
 
     def __init__(self, f) -> None:
         self.f = f
         self.crc = 0
+        self.closed = False
 
     def write(self, data) -> int:
         self.crc = zlib.crc32(data, self.crc)
         return self.f.write(data)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def fsync_dir(path: Path) -> None:
@@ -201,16 +211,19 @@ def write_parquet(path: Path, table: pa.Table) -> None:
     ]
     table = pa.table(cols, names=table.column_names)
     enc = {n: ENCODINGS[n] for n in table.column_names if n in ENCODINGS}
-    buf = io.BytesIO()
-    pq.write_table(
-        table,
-        buf,
-        compression="zstd",
-        compression_level=ZSTD_LEVEL,
-        use_dictionary=[n for n in table.column_names if n not in enc],
-        column_encoding=enc or None,
-    )
-    _write_new(path, buf.getbuffer())
+    with open(path, "wb") as f:
+        out = _Summing(f)  # written as it is encoded: no copy of the whole file in memory
+        pq.write_table(
+            table,
+            out,
+            compression="zstd",
+            compression_level=ZSTD_LEVEL,
+            use_dictionary=[n for n in table.column_names if n not in enc],
+            column_encoding=enc or None,
+        )
+        f.flush()
+        os.fsync(f.fileno())
+    WRITTEN.note(path, f"crc32:{out.crc:08x}")
 
 
 def write_arrow(path: Path, table: pa.Table) -> None:

@@ -109,12 +109,12 @@ def forget(data_dir: Path, app: App, openids: Iterable[str]) -> Erased:
         out_keys = {}
         ev = pa.chunked_array(events, pa.string()).combine_chunks().drop_null()
         if len(ev) and manifest["keys"]:
-            gone = dedup.sort_keys(dedup.event_keys(ev))
-            segs = [dedup.load_keys(verified(app_dir, manifest, k)) for k in manifest["keys"]]
-            allk = dedup.sort_keys(np.concatenate(segs))
-            keep = ~dedup.contained(gone, allk)
+            gone = dedup.KeySet.of(dedup.event_keys(ev))
+            allk = dedup.KeySet.load(verified(app_dir, manifest, manifest["keys"][0]))
+            for k in manifest["keys"][1:]:
+                allk = allk.merge(dedup.KeySet.load(verified(app_dir, manifest, k)))
             rel = f"keys/keys-{tag}-e.parquet"
-            dedup.save_keys(app_dir / rel, allk[keep])
+            allk.without(gone).save(app_dir / rel)
             out_keys["keys"] = [rel]
         return {"user_segments": segments, **out_keys}
 

@@ -447,10 +447,9 @@ class AppSnapshot:
             return False  # the log does not reach back that far
         return all(day > end_day for v, day in changes if v > since_version)
 
-    def key_segments(self) -> list[np.ndarray]:
-        """The idempotency key segments, each a column-major (n, 2) array sorted by lane 0
-        (see :func:`weanalysis.store.dedup.load_keys`)."""
-        return [dedup.load_keys(self.path(k)) for k in self.manifest["keys"]]
+    def key_segments(self) -> list[dedup.KeySet]:
+        """The idempotency key segments, each a sorted :class:`~weanalysis.store.dedup.KeySet`."""
+        return [dedup.KeySet.load(self.path(k)) for k in self.manifest["keys"]]
 
     def raw_files(self) -> list[Path]:
         return [self.path(r) for r in self.manifest["raw"]]

@@ -573,7 +573,7 @@ class Writer:
         keys = dedup.record_keys(batch.content, uid_all, batch.event_id, batch.events)
         keep = dedup.first_occurrences(keys)
         for seg in st.keys:
-            keep &= ~dedup.contained(seg, keys)
+            keep &= ~seg.contains(keys)
         return keys, keep
 
     def _assign_users(
@@ -630,19 +630,19 @@ class Writer:
         """Keys of what was accepted: a new sorted segment; the newest segments are merged
         while the last is at least half the size of the one before (sizes stay geometric, so
         few segments to search and each key is rewritten only O(log n) times)."""
-        st.keys.append(dedup.sort_keys(keys))
+        st.keys.append(dedup.KeySet.of(keys))
         names = [*c.old["keys"], f"keys/keys-{c.tag}.parquet"]
-        dedup.save_keys(c.dir / names[-1], st.keys[-1])
+        st.keys[-1].save(c.dir / names[-1])
         merges = 0
         while len(st.keys) > 1 and (
             2 * len(st.keys[-1]) >= len(st.keys[-2]) or len(st.keys) > MAX_KEY_SEGMENTS
         ):
-            merged = dedup.merge_keys(st.keys[-2], st.keys[-1])
+            merged = st.keys[-2].merge(st.keys[-1])  # empties both, part by part
+            st.keys[-2:] = [merged]
             c.garbage.extend(names[-2:])
             merges += 1
             name = f"keys/keys-{c.tag}-m{merges}.parquet"
-            dedup.save_keys(c.dir / name, merged)
-            st.keys[-2:] = [merged]
+            merged.save(c.dir / name)
             names[-2:] = [name]
         c.new["keys"] = names
         c.touched.add("keys")
@@ -870,16 +870,19 @@ def _migrated_users(app_dir: Path, manifest: dict, tag: str) -> dict:
         name = f"users/openids-{tag}-r{i}.arrow"
         files.write_arrow(app_dir / name, files.read_arrow(verified(app_dir, manifest, rel)))
         users.append(name)
-    keys = [
-        dedup.load_keys(verified(app_dir, manifest, rel))
-        if rel.endswith(".parquet")  # already this format's
-        else dedup.truncate(files.load_npy(verified(app_dir, manifest, rel), mmap=False, ndim=2))
-        for rel in manifest["keys"]
-    ]
+    keys = None
+    for rel in manifest["keys"]:
+        path = verified(app_dir, manifest, rel)
+        seg = (
+            dedup.KeySet.load(path)
+            if rel.endswith(".parquet")  # already this format's
+            else dedup.KeySet.of(dedup.truncate(files.load_npy(path, mmap=False, ndim=2)))
+        )
+        keys = seg if keys is None else keys.merge(seg)
     out = {"user_segments": users, "keys": []}
-    if keys:
+    if keys is not None:
         out["keys"] = [f"keys/keys-{tag}-r.parquet"]
-        dedup.save_keys(app_dir / out["keys"][0], dedup.sort_keys(np.concatenate(keys)))
+        keys.save(app_dir / out["keys"][0])
     return out
 
 
