@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.phases import peak_rss_mb
+from bench.phases import peak_since_mb, restart_peak
 from weanalysis.ingest import Ingestor, Summary
 from weanalysis.portrait.embedded import EmbeddedSource
 from weanalysis.portrait.engine import compute
@@ -25,7 +25,7 @@ from weanalysis.wechat.dialect import portrait_document
 class IngestResult:
     summary: Summary
     seconds: float
-    peak_rss_mb: float = 0.0  # of the process, at the end of this ingest
+    peak_rss_mb: float = 0.0  # the process's, from the start of this ingest to its end
 
     @property
     def records(self) -> int:
@@ -52,6 +52,7 @@ def ingest_files(
         n = args[-1]
         bar.update(n if isinstance(n, int) else 0)
 
+    restart_peak()  # what the ingest holds at its peak, not what ran before it
     t0 = time.perf_counter()
     ing = Ingestor(store, kind, on_reject=rejects.append)
     try:
@@ -63,7 +64,7 @@ def ingest_files(
     finally:
         ing.close()
         bar.close()
-    return IngestResult(total, time.perf_counter() - t0, peak_rss_mb())
+    return IngestResult(total, time.perf_counter() - t0, peak_since_mb())
 
 
 def weanalysis_document(store: Store, q: PortraitQuery) -> dict:

@@ -15,9 +15,34 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+_peak_before_kb = 0  # this process's peak before the last restart_peak()
+
+
+def _maxrss_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux reports KiB
+
+
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process over its whole life so far."""
+    return max(_peak_before_kb, _maxrss_kb()) / 1024
+
+
+def restart_peak() -> None:
+    """Make :func:`peak_since_mb` the peak from now on: on Linux, writing 5 to
+    ``/proc/self/clear_refs`` resets the high-water mark to the current RSS (elsewhere the
+    peak stays the lifetime one, an overestimate). :func:`peak_rss_mb` keeps the lifetime peak."""
+    global _peak_before_kb
+    _peak_before_kb = max(_peak_before_kb, _maxrss_kb())
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_since_mb() -> float:
+    """Peak resident set size since the last :func:`restart_peak` (see there)."""
+    return _maxrss_kb() / 1024
 
 
 def rss_mb() -> float:
