@@ -188,8 +188,8 @@ MAX_CODE_PAIRS = 1 << 26  # bins of a code-pair bincount (256 MB of counts at mo
 
 
 class _Pairs:
-    """Each user's (row code, col code) pair as one number, made once per window for the users
-    of ``base`` (a segment; None: all) and counted for any subset of them.
+    """Each user's (row code, col code) pair as one number, for the users of ``base`` (a
+    segment; None: all), counted for any subset of them.
 
     The pairs are of column *codes*, not list ids: no gather per user. Only the non-zero bins are
     then mapped to list ids (several location codes are one province) and merged.
@@ -207,26 +207,42 @@ class _Pairs:
         if base is not None:
             sel = np.flatnonzero(base)
             rv, cv = rv[sel], cv[sel]
-        if self.bins <= MAX_CODE_PAIRS:
-            self.pair = rv.astype(np.int32) * np.int32(self.csize) + cv
-        else:  # very many codes (devices x devices): dense list indices instead
-            n = len(self.ckeys)
-            self.pair = self.rindex[rv].astype(np.int64) * n + self.cindex[cv]
+        self.rv, self.cv = rv, cv
+
+    def _codes(self, mask: np.ndarray | None, bit: np.ndarray | None = None) -> np.ndarray:
+        """Each selected user's code pair as one number (times two plus ``bit``, if given), in
+        the narrowest unsigned type that holds it (gender x age x new: one byte a user)."""
+        rv, cv = (self.rv, self.cv) if mask is None else (self.rv[mask], self.cv[mask])
+        width = 2 if bit is not None else 1
+        top = self.bins * width
+        dtype = np.uint8 if top <= 1 << 8 else np.uint16 if top <= 1 << 16 else np.uint32
+        code = rv.astype(dtype)
+        np.multiply(code, self.csize * width, out=code, casting="unsafe")
+        col = cv.astype(dtype)
+        if bit is not None:
+            np.left_shift(col, 1, out=col, casting="unsafe")
+            col |= bit
+        np.add(code, col, out=code)
+        return code
+
+    def _dense_pairs(self, mask: np.ndarray | None) -> np.ndarray:
+        """Past MAX_CODE_PAIRS (very many codes, devices x devices): pairs of list indices."""
+        rv, cv = (self.rv, self.cv) if mask is None else (self.rv[mask], self.cv[mask])
+        return self.rindex[rv].astype(np.int64) * len(self.ckeys) + self.cindex[cv]
 
     def count(self, mask: np.ndarray | None) -> Crosstab:
         """The cross-tab of the users of ``base`` selected by ``mask`` (indexed like ``base``'s
         users; None: all of them)."""
-        pair = self.pair if mask is None else self.pair[mask]
         if self.bins <= MAX_CODE_PAIRS:
-            return self._crosstab(np.bincount(pair, minlength=self.bins))
-        return self._crosstab(None, pair)
+            return self._crosstab(_bincount(self._codes(mask), self.bins))
+        return self._crosstab(None, self._dense_pairs(mask))
 
     def count_new_and_active(self, is_new: np.ndarray) -> tuple[Crosstab, Crosstab]:
         """The cross-tabs of the new users (``is_new``, indexed like ``base``'s users) and of
         all of them, in one pass over the users (each pair with its new bit)."""
         if 2 * self.bins > MAX_CODE_PAIRS:
             return self.count(is_new), self.count(None)
-        both = np.bincount(self.pair * np.int32(2) + is_new, minlength=2 * self.bins)
+        both = _bincount(self._codes(None, is_new), 2 * self.bins)
         return self._crosstab(both[1::2]), self._crosstab(both[0::2] + both[1::2])
 
     def _crosstab(self, counts: np.ndarray | None, pair: np.ndarray | None = None) -> Crosstab:
@@ -249,6 +265,18 @@ class _Pairs:
             for p, v in zip(keys.tolist(), values.tolist(), strict=True)
         ]
         return Crosstab(self.rows.list_name, self.cols.list_name, out)
+
+
+def _bincount(codes: np.ndarray, bins: int) -> np.ndarray:
+    """``np.bincount(codes, minlength=bins)`` a slice at a time: bincount widens its input to
+    64 bits, and a slice's widened copy stays in the cache (about 4x faster on a byte a user)."""
+    out = np.zeros(bins, dtype=np.int64)
+    for i in range(0, len(codes), BINCOUNT_SLICE):
+        out += np.bincount(codes[i : i + BINCOUNT_SLICE], minlength=bins)
+    return out
+
+
+BINCOUNT_SLICE = 1 << 16
 
 
 def crosstab(uv: UserValues, mask: np.ndarray | None, rows: Dimension, cols: Dimension) -> Crosstab:
