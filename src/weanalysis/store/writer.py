@@ -19,6 +19,7 @@ itself) and right after it publishes.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import logging
@@ -182,6 +183,10 @@ class Writer:
             self._catalog.close()
         self._pool.shutdown()
         self._io.shutdown()
+        # the apps' users and keys (~1 GB at 6.5M users, 50M keys) go now, not whenever a
+        # cycle holding this writer is collected (an Ingestor's validator holds one)
+        self._states.clear()
+        _give_back_memory()
 
     def app_dir(self, appid: str) -> Path:
         return self.data_dir / "apps" / appid
@@ -846,6 +851,17 @@ class Writer:
 
 
 SMALL_SEGMENT_ROWS = 1 << 18
+
+
+def _give_back_memory() -> None:
+    """Return freed memory to the system: Arrow's pool keeps it for reuse, and glibc's heap
+    keeps freed numpy arrays under its mmap threshold (after an ingest of 20M visits, 0.9 GB
+    of 1.3 GB resident was such free memory)."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # glibc's; elsewhere there is none to call
+    except (OSError, AttributeError):
+        pass
 
 
 def _migrated_raw(app_dir: Path, manifest: dict, tag: str) -> list[str]:
