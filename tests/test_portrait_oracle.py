@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -364,3 +365,13 @@ def test_oracle_sanity_latest_wins_and_new_users():
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__])
+
+
+@pytest.mark.parametrize("dtype, bins", [(np.uint8, 54), (np.uint8, 256), (np.uint16, 700)])
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 70_001])
+def test_cross_tab_counting_equals_bincount(dtype, bins, n, monkeypatch):
+    """Byte codes are counted in pairs, wider ones a slice at a time: both are bincount."""
+    monkeypatch.setattr(explore_mod, "BINCOUNT_SLICE", 1000)
+    codes = np.random.default_rng(n).integers(0, bins, n).astype(dtype)
+    got = explore_mod._bincount(codes, bins)
+    assert got.tolist() == np.bincount(codes, minlength=bins).tolist()

@@ -268,8 +268,19 @@ class _Pairs:
 
 
 def _bincount(codes: np.ndarray, bins: int) -> np.ndarray:
-    """``np.bincount(codes, minlength=bins)`` a slice at a time: bincount widens its input to
-    64 bits, and a slice's widened copy stays in the cache (about 4x faster on a byte a user)."""
+    """``np.bincount(codes, minlength=bins)``, faster: bincount widens its input to 64 bits.
+    Byte codes are counted two at a time (each uint16 is a pair of codes; 65,536 bins, then
+    folded), wider ones a slice at a time, whose widened copy stays in the cache. On 4.6M
+    byte codes: 4.3 ms, against 7.1 ms sliced and 10.8 ms for one plain bincount."""
+    if codes.dtype == np.uint8:
+        half = len(codes) // 2
+        wide = np.ascontiguousarray(codes[: 2 * half]).view(np.uint16)
+        pairs = np.bincount(wide, minlength=1 << 16)
+        grid = pairs.reshape(256, 256)  # [one code of a pair, the other]: both are counted
+        out = grid.sum(axis=0) + grid.sum(axis=1)
+        if len(codes) % 2:
+            out[codes[-1]] += 1
+        return out[:bins]
     out = np.zeros(bins, dtype=np.int64)
     for i in range(0, len(codes), BINCOUNT_SLICE):
         out += np.bincount(codes[i : i + BINCOUNT_SLICE], minlength=bins)
