@@ -236,9 +236,11 @@ def write_arrow(path: Path, table: pa.Table) -> None:
     _write_new(path, memoryview(sink.getvalue()))
 
 
-def read_arrow(path: Path) -> pa.Table:
+def read_arrow(path: Path, mapped: bool = True) -> pa.Table:
+    """A file written by :func:`write_arrow`; ``mapped=False`` reads it into memory rather
+    than memory-mapping it, for arrays kept after their file may be deleted."""
     try:
-        with pa.memory_map(str(path)) as src:
+        with pa.memory_map(str(path)) if mapped else pa.OSFile(str(path)) as src:
             return pa.ipc.open_file(src).read_all()
     except FileNotFoundError:
         raise StoreDamagedError(path, "the file is missing") from None

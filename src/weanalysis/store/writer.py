@@ -79,6 +79,7 @@ from weanalysis.store.summaries import (
     merge_summaries,
     new_entries,
 )
+from weanalysis.store.users import UserIndex
 
 # The manifest remembers the earliest day touched by each of its last commits, so that a reader
 # holding a cached answer for a window ending on day e can tell whether it is still exact.
@@ -133,7 +134,7 @@ class _AppState:
             return
         self.manifest = manifest
         snap = AppSnapshot(app_dir, manifest)
-        self.uid_of: dict[str, int] = {o: i for i, o in enumerate(snap.openids()) if o is not None}
+        self.users = UserIndex.of_segments(snap.path(s) for s in manifest["user_segments"])
         self.num_users = manifest["users"]
         self.keys = snap.key_segments()
         names = snap.device_names[1:]
@@ -555,20 +556,14 @@ class Writer:
 
     # -- phase 1: users and keys --------------------------------------------------------------
 
-    def _lookup_uids(self, st: _AppState, openid: pa.Array) -> tuple[np.ndarray, list[str]]:
-        """uid per row; openids not seen before get tentative ids from ``num_users`` on."""
+    def _lookup_uids(self, st: _AppState, openid: pa.Array) -> tuple[np.ndarray, pa.Array]:
+        """uid per row; openids not seen before get tentative ids from ``num_users`` on, in
+        the order of their first row; returns them too (``fresh``, in that order)."""
         enc = openid.dictionary_encode()
-        distinct = enc.dictionary.to_pylist()
-        codes = np.empty(len(distinct), dtype=np.int64)
-        fresh: list[str] = []
-        base = st.num_users
-        get = st.uid_of.get
-        for i, o in enumerate(distinct):
-            u = get(o)
-            if u is None:
-                u = base + len(fresh)
-                fresh.append(o)
-            codes[i] = u
+        codes = st.users.lookup(enc.dictionary)
+        new = codes < 0
+        codes[new] = st.num_users + np.arange(int(new.sum()), dtype=np.int64)
+        fresh = enc.dictionary.filter(pa.array(new))
         return codes[enc.indices.to_numpy(zero_copy_only=False)], fresh
 
     def _new_keys(
@@ -582,12 +577,12 @@ class Writer:
         return keys, keep
 
     def _assign_users(
-        self, c: _Commit, st: _AppState, uid: np.ndarray, fresh: list[str]
+        self, c: _Commit, st: _AppState, uid: np.ndarray, fresh: pa.Array
     ) -> np.ndarray:
         """Make tentative ids final (only new users with an accepted record get one) and
         write the new users' segment."""
         base = st.num_users
-        if not fresh:
+        if len(fresh) == 0:
             return uid.astype(np.uint32)
         used = np.unique(uid[uid >= base])
         remap = np.full(len(fresh), -1, dtype=np.int64)
@@ -595,13 +590,12 @@ class Writer:
         out = uid.copy()
         is_new = out >= base
         out[is_new] = remap[out[is_new] - base]
-        new_openids = [fresh[i] for i in (used - base).tolist()]
-        for i, o in enumerate(new_openids):
-            st.uid_of[o] = base + i
+        new_openids = fresh.take(pa.array(used - base)).cast(pa.string())
+        st.users.add(new_openids, base)
         st.num_users = base + len(new_openids)
         c.new["users"] = st.num_users
         seg = f"users/openids-{c.tag}.arrow"
-        files.write_arrow(c.dir / seg, pa.table({"openid": pa.array(new_openids, pa.string())}))
+        files.write_arrow(c.dir / seg, pa.table({"openid": new_openids}))
         c.new["user_segments"] = [*c.old["user_segments"], seg]
         c.touched.add("users")
         return out.astype(np.uint32)
