@@ -115,15 +115,20 @@ class UserIndex:
             col = files.read_arrow(path, mapped=False).column("openid")
             for chunk in col.cast(pa.string()).chunks:
                 idx._append_chunk(chunk)
-        parts = [_valid_hashes(c, s) for c, s in zip(idx._chunks, idx._starts, strict=True)]
-        if parts:
-            h = np.concatenate([p[0] for p in parts])
-            uid = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-            del parts
+        if idx._chunks:
+            h = np.empty(idx._size, dtype=np.uint64)
+            for chunk, start in zip(idx._chunks, idx._starts, strict=True):
+                h[start : start + len(chunk)] = _hash(chunk)
+            uid = None  # no nulls: the uids are the positions in h
+            if any(c.null_count for c in idx._chunks):
+                valid = np.concatenate(
+                    [c.is_valid().to_numpy(zero_copy_only=False) for c in idx._chunks]
+                )
+                uid = np.flatnonzero(valid).astype(np.uint32)
+                h = h[valid]
             order = np.argsort(h)
             h = h[order]
-            uid = order.astype(np.uint32) if len(uid) == idx._size else uid[order]
-            idx._runs = [(h, uid)]
+            idx._runs = [(h, order.astype(np.uint32) if uid is None else uid[order])]
         return idx
 
     def __len__(self) -> int:
