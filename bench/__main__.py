@@ -395,7 +395,8 @@ def table_rows(
         target = f"≤ {TARGET_INGEST_RSS_MB / 1024:.0f} GB at 1M DAU"
         if a.dau >= 1_000_000:
             target += f" {tick(peak <= TARGET_INGEST_RSS_MB)}"
-        rows.append(Row("peak RSS while ingesting", f"{peak:,.0f} MB", target=target))
+        each = ", ".join(f"{name} {r.peak_rss_mb:,.0f}" for name, r in ingests.items())
+        rows.append(Row("peak RSS while ingesting", f"{peak:,.0f} MB ({each})", target=target))
     skipped = "skipped" if a.skip_baseline else DASH
     for w, r in results.items():
         base = ms(r.baseline) if r.baseline is not None else skipped
