@@ -53,6 +53,20 @@ WIDE_STRING = 256
 LANE_MUL = (np.uint64(31), np.uint64(0x100000001B3))
 
 
+def string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a string array's values, one after the other and followed by eight
+    zero bytes (so that any string's last word can be read whole), with each value's start in
+    them and its length."""
+    arr = arr.cast(pa.large_string())
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
+    base, top = int(offsets[0]), int(offsets[-1])
+    padded = np.zeros(top - base + 8, dtype=np.uint8)
+    if bufs[2] is not None and top > base:
+        padded[: top - base] = np.frombuffer(bufs[2], dtype=np.uint8)[base:top]
+    return padded, offsets[:-1] - base, offsets[1:] - offsets[:-1]
+
+
 def _words(arr: pa.Array) -> tuple[list[np.ndarray], np.ndarray]:
     """Each string's UTF-8 bytes as little-endian uint64 words (zero-padded), and lengths.
 
@@ -60,20 +74,13 @@ def _words(arr: pa.Array) -> tuple[list[np.ndarray], np.ndarray]:
     of the data: zeros) with the bytes past the string's end masked off: a handful of
     whole-array operations, no loop over rows, and memory for one word of each string at a time.
     """
-    arr = arr.cast(pa.large_string())
     n = len(arr)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
-    base, top = int(offsets[0]), int(offsets[-1])
-    padded = np.zeros(top - base + 8, dtype=np.uint8)
-    if bufs[2] is not None and top > base:
-        padded[: top - base] = np.frombuffer(bufs[2], dtype=np.uint8)[base:top]
-    starts = offsets[:-1] - base
-    lens = offsets[1:] - offsets[:-1]
+    padded, starts, lens = string_bytes(arr)
+    size = len(padded) - 8  # the strings' bytes
     within = np.arange(8, dtype=np.int64)
     words = []
     for k in range(-(-int(lens.max(initial=0)) // 8)):
-        at = np.minimum(starts + 8 * k, top - base)
+        at = np.minimum(starts + 8 * k, size)
         word = padded[at[:, None] + within].view("<u8").reshape(n)
         left = np.clip(lens - 8 * k, 0, 8).astype(np.uint64)
         mask = np.where(

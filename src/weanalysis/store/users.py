@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from weanalysis.store import files
-from weanalysis.store.dedup import _splitmix
+from weanalysis.store.dedup import _splitmix, string_bytes
 
 SEED = np.uint64(0x243F6A8885A308D3)
 MUL = np.uint64(0x100000001B3)
@@ -50,17 +50,9 @@ def hash_openids(arr: pa.Array) -> np.ndarray:
     n = len(arr)
     if n == 0:
         return np.zeros(0, np.uint64)
-    arr = arr.cast(pa.large_string())
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
-    base, top = int(offsets[0]), int(offsets[-1])
-    data = np.zeros(top - base + 8, dtype=np.uint8)
-    if bufs[2] is not None and top > base:
-        data[: top - base] = np.frombuffer(bufs[2], dtype=np.uint8)[base:top]
+    data, starts, lens = string_bytes(arr)
     # the eight bytes from each byte position (numpy reads unaligned items)
     words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
-    starts = offsets[:-1] - base
-    lens = offsets[1:] - offsets[:-1]
     h = _splitmix(SEED ^ lens.astype(np.uint64))
     rows: np.ndarray | None = None  # None: every row
     with np.errstate(over="ignore"):
