@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from weanalysis.store import dedup, files, retention
@@ -73,9 +74,23 @@ def forget(data_dir: Path, app: App, openids: Iterable[str]) -> Erased:
     d = data_dir / "apps" / app.appid
     if not targets or not (d / "manifest.json").exists():
         return out
-    # a first look without the lock: nothing to do for openids the app never saw
-    if not targets.intersection(AppSnapshot(d, read_manifest(d)).openids()):
-        return out
+    wanted = pa.array(sorted(targets), pa.string())
+
+    def hits(col: pa.ChunkedArray) -> list[int]:
+        """Positions of the wanted openids in a user segment's column (vectorised: a segment
+        holds up to a chunk's new users, an app millions)."""
+        found = pc.is_in(col, value_set=wanted).fill_null(False)
+        return np.flatnonzero(found.to_numpy(zero_copy_only=False)).tolist()
+
+    # a first look without the lock (a snapshot's lease keeps its files): nothing to do for
+    # openids the app never saw
+    snap = AppSnapshot(d)
+    try:
+        segs = snap.manifest["user_segments"]
+        if not any(hits(files.read_arrow(snap.path(rel)).column("openid")) for rel in segs):
+            return out
+    finally:
+        snap.close()
     dead_ids: list[int] = []
 
     def rewrite_users(app_dir: Path, manifest: dict, tag: str) -> dict:
@@ -83,14 +98,15 @@ def forget(data_dir: Path, app: App, openids: Iterable[str]) -> Erased:
         segments = []
         base = 0
         for i, rel in enumerate(manifest["user_segments"]):
-            col = files.read_arrow(verified(app_dir, manifest, rel)).column("openid").to_pylist()
-            hits = [j for j, o in enumerate(col) if o in targets]
-            for j in hits:
-                dead_ids.append(base + j)
-                col[j] = f"{TOMBSTONE}{base + j}"
-            if hits:
+            col = files.read_arrow(verified(app_dir, manifest, rel)).column("openid")
+            found = hits(col)
+            if found:
+                values = col.to_pylist()
+                for j in found:
+                    dead_ids.append(base + j)
+                    values[j] = f"{TOMBSTONE}{base + j}"
                 new_rel = f"users/openids-{tag}-e{i}.arrow"
-                table = pa.table({"openid": pa.array(col, pa.string())})
+                table = pa.table({"openid": pa.array(values, pa.string())})
                 files.write_arrow(app_dir / new_rel, table)
                 segments.append(new_rel)
             else:
