@@ -91,6 +91,30 @@ def run_and_kill(data, args, delay):
     return proc.returncode
 
 
+def kill_runs(source, tmp_path, seed: int, kill, finish, states: dict[str, dict]) -> set[str]:
+    """Four copies of ``source``: on each, ``kill(work, rnd)`` kills the operation -9 at a
+    random point; the folder must then be consistent and answer as one of ``states`` (name ->
+    answers, in order); ``finish(work)`` runs it again, which must give the last state.
+    Returns the names of the states seen."""
+    rnd = random.Random(seed)
+    last = list(states.values())[-1]
+    seen = set()
+    for i in range(4):
+        work = tmp_path / f"w{i}"
+        shutil.copytree(source, work)
+        kill(work, rnd)
+        consistent(work)
+        got = answers(work)
+        names = [name for name, state in states.items() if got == state]
+        assert names, "an answer is neither of the states before, during or after"
+        seen.add(names[-1])
+        finish(work)
+        assert answers(work) == last
+        consistent(work)
+        shutil.rmtree(work)
+    return seen
+
+
 @pytest.mark.slow
 def test_kill9_during_forget(source, tmp_path):
     before = answers(source)
@@ -101,22 +125,15 @@ def test_kill9_during_forget(source, tmp_path):
     store.close()
     after = answers(done)
     assert after != before
-    rnd = random.Random(11)
-    outcomes = set()
-    for i in range(4):
-        work = tmp_path / f"w{i}"
-        shutil.copytree(source, work)
-        args = ["forget", "--appid", "wxA", *(x for g in GONE for x in ("--openid", g))]
-        run_and_kill(work, args, rnd.uniform(0.8, 3.0))
-        consistent(work)
-        got = answers(work)
-        assert got in (before, after)
-        outcomes.add("after" if got == after else "before")
-        r = subprocess.run([sys.executable, "-m", "weanalysis", "--data", str(work), *args])
-        assert r.returncode == 0
-        assert answers(work) == after
-        consistent(work)
-        shutil.rmtree(work)
+    args = ["forget", "--appid", "wxA", *(x for g in GONE for x in ("--openid", g))]
+    outcomes = kill_runs(
+        source,
+        tmp_path,
+        11,
+        kill=lambda work, rnd: run_and_kill(work, args, rnd.uniform(0.8, 3.0)),
+        finish=lambda work: weanalysis(work, *args),
+        states={"before": before, "after": after},
+    )
     print("forget outcomes seen:", outcomes)
 
 
@@ -130,22 +147,22 @@ def test_kill9_during_a_time_zone_change(source, tmp_path):
     store.close()
     after = answers(done)
     assert after != before
-    rnd = random.Random(12)
     args = ["app", "set", "wxA", "--timezone", "America/New_York"]
-    for i in range(4):
-        work = tmp_path / f"w{i}"
-        shutil.copytree(source, work)
-        run_and_kill(work, args, rnd.uniform(0.8, 3.0))
-        consistent(work)
-        assert answers(work) in (before, after)
-        r = subprocess.run([sys.executable, "-m", "weanalysis", "--data", str(work), *args])
-        assert r.returncode == 0
-        assert answers(work) == after
+
+    def finish(work) -> None:
+        weanalysis(work, *args)
         store = Store(work)
         assert store.catalog.get("wxA").timezone == "America/New_York"
         store.close()
-        consistent(work)
-        shutil.rmtree(work)
+
+    kill_runs(
+        source,
+        tmp_path,
+        12,
+        kill=lambda work, rnd: run_and_kill(work, args, rnd.uniform(0.8, 3.0)),
+        finish=finish,
+        states={"before": before, "after": after},
+    )
 
 
 def run_and_kill_while_writing(data, args, kill_after: float | None) -> float:
@@ -207,20 +224,15 @@ def test_kill9_during_gc(with_retention, tmp_path):
     span = run_and_kill_while_writing(done, ["gc", "--no-progress"], None)
     after = answers(done)
     assert "refused" in after.values() and "refused" not in before.values()
-    rnd = random.Random(13)
-    outcomes = set()
-    for i in range(4):
-        work = tmp_path / f"w{i}"
-        shutil.copytree(with_retention, work)
-        run_and_kill_while_writing(work, ["gc", "--no-progress"], rnd.uniform(0, 1.2 * span))
-        consistent(work)
-        got = answers(work)
-        assert got in (before, after)
-        outcomes.add("after" if got == after else "before")
-        weanalysis(work, "gc", "--no-progress")
-        assert answers(work) == after
-        consistent(work)
-        shutil.rmtree(work)
+    args = ["gc", "--no-progress"]
+    outcomes = kill_runs(
+        with_retention,
+        tmp_path,
+        13,
+        kill=lambda work, rnd: run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span)),
+        finish=lambda work: weanalysis(work, *args),
+        states={"before": before, "after": after},
+    )
     print("gc outcomes seen:", outcomes)
 
 
@@ -245,21 +257,15 @@ def test_kill9_during_a_commit_that_applies_the_retention(with_retention, tmp_pa
     shutil.copytree(with_retention, full)
     span = run_and_kill_while_writing(full, ["ingest", str(new), "--no-progress"], None)
     assert answers(full) == s2
-    rnd = random.Random(14)
-    outcomes = set()
-    for i in range(4):
-        work = tmp_path / f"w{i}"
-        shutil.copytree(with_retention, work)
-        args = ["ingest", str(new), "--no-progress"]
-        run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span))
-        consistent(work)
-        got = answers(work)
-        assert got in (s0, s1, s2)
-        outcomes.add({str(s0): "before", str(s1): "stored", str(s2): "after"}[str(got)])
-        weanalysis(work, "ingest", str(new), "--no-progress")  # duplicates; the pass is due
-        assert answers(work) == s2
-        consistent(work)
-        shutil.rmtree(work)
+    args = ["ingest", str(new), "--no-progress"]
+    outcomes = kill_runs(
+        with_retention,
+        tmp_path,
+        14,
+        kill=lambda work, rnd: run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span)),
+        finish=lambda work: weanalysis(work, *args),  # duplicates; the pass is due
+        states={"before": s0, "stored": s1, "after": s2},
+    )
     print("retention commit outcomes seen:", outcomes)
 
 
@@ -274,18 +280,12 @@ def test_kill9_during_forget_after_retention(with_retention, tmp_path):
     span = run_and_kill_while_writing(done, args, None)
     after = answers(done)
     assert after != before
-    rnd = random.Random(15)
-    outcomes = set()
-    for i in range(4):
-        work = tmp_path / f"w{i}"
-        shutil.copytree(with_retention, work)
-        run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span))
-        consistent(work)
-        got = answers(work)
-        assert got in (before, after)
-        outcomes.add("after" if got == after else "before")
-        weanalysis(work, *args)
-        assert answers(work) == after
-        consistent(work)
-        shutil.rmtree(work)
+    outcomes = kill_runs(
+        with_retention,
+        tmp_path,
+        15,
+        kill=lambda work, rnd: run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span)),
+        finish=lambda work: weanalysis(work, *args),
+        states={"before": before, "after": after},
+    )
     print("forget after retention outcomes seen:", outcomes)
