@@ -42,6 +42,13 @@ def merge_next(runs: list, size: int) -> bool:
     return factor * size >= runs[-1][1] or len(runs) >= MAX_RUNS
 
 
+def merges_into_previous(sizes: list[int], most: int = MAX_RUNS) -> bool:
+    """Whether the newest of segments of these sizes (oldest first) merges into the one before
+    it: while it is at least half that one's size, or there are more than ``most`` (the key
+    segments' and the user index's rule: no base run)."""
+    return len(sizes) >= 2 and (2 * sizes[-1] >= sizes[-2] or len(sizes) > most)
+
+
 def stored_day(run: dict[str, np.ndarray]) -> dict:
     """A day run's files: uids, the packed columns and the rows with an unknown column (what
     queries read), and the times apart, compressed (see :func:`times_table`)."""

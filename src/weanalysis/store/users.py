@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from weanalysis.store import files
 from weanalysis.store.dedup import _splitmix, string_bytes
+from weanalysis.store.runs import merges_into_previous
 
 SEED = np.uint64(0x243F6A8885A308D3)
 MUL = np.uint64(0x100000001B3)
@@ -149,9 +150,7 @@ class UserIndex:
         h, uid = _valid_hashes(chunk, start)
         order = np.argsort(h)
         self._runs.append((h[order], uid[order]))
-        while len(self._runs) >= 2 and (
-            2 * len(self._runs[-1][0]) >= len(self._runs[-2][0]) or len(self._runs) > MAX_RUNS
-        ):
+        while merges_into_previous([len(h) for h, _ in self._runs], MAX_RUNS):
             (h0, u0), (h1, u1) = self._runs[-2:]
             at = np.searchsorted(h0, h1)
             self._runs[-2:] = [(np.insert(h0, at, h1), np.insert(u0, at, u1))]

@@ -60,6 +60,7 @@ from weanalysis.store.runs import (
     load_day,
     load_person,
     merge_next,
+    merges_into_previous,
     stored_day,
 )
 from weanalysis.store.snapshot import (
@@ -84,9 +85,8 @@ from weanalysis.store.users import UserIndex
 # The manifest remembers the earliest day touched by each of its last commits, so that a reader
 # holding a cached answer for a window ending on day e can tell whether it is still exact.
 MAX_CHANGES = 1024
-# Key segments and runs are merged when there are more than this many (LSM-style).
+# Key segments are merged when there are more than this many (LSM-style).
 MAX_KEY_SEGMENTS = 8
-MAX_RUNS = 8
 
 log = logging.getLogger("weanalysis.store")
 
@@ -633,9 +633,7 @@ class Writer:
         names = [*c.old["keys"], f"keys/keys-{c.tag}.parquet"]
         st.keys[-1].save(c.dir / names[-1])
         merges = 0
-        while len(st.keys) > 1 and (
-            2 * len(st.keys[-1]) >= len(st.keys[-2]) or len(st.keys) > MAX_KEY_SEGMENTS
-        ):
+        while merges_into_previous([len(k) for k in st.keys], MAX_KEY_SEGMENTS):
             merged = st.keys[-2].merge(st.keys[-1])  # empties both, part by part
             st.keys[-2:] = [merged]
             c.garbage.extend(names[-2:])
