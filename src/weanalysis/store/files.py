@@ -16,6 +16,8 @@ import os
 import re
 import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +64,6 @@ def checksum(data) -> str:
     return f"crc32:{zlib.crc32(data):08x}"
 
 
-def _write_new(path: Path, data) -> None:
-    """Writes a new immutable file (fsynced; the directory is synced by the commit)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    WRITTEN.note(path, checksum(data))
-
-
 class _Summing:
     """A write-only file object that checksums what goes through it (numpy and pyarrow write
     through it in pieces: no copy of a whole file in memory). Closing it leaves the file open."""
@@ -92,6 +85,18 @@ class _Summing:
 
     def close(self) -> None:
         self.closed = True
+
+
+@contextmanager
+def _new_file(path: Path) -> Iterator[_Summing]:
+    """A new immutable file, written through a checksumming file object; then fsynced (the
+    directory is synced by the commit) and its checksum noted in :data:`WRITTEN`."""
+    with open(path, "wb") as f:
+        out = _Summing(f)
+        yield out
+        f.flush()
+        os.fsync(f.fileno())
+    WRITTEN.note(path, f"crc32:{out.crc:08x}")
 
 
 def fsync_dir(path: Path) -> None:
@@ -121,12 +126,8 @@ def write_npy(path: Path, arr: np.ndarray) -> None:
     """Writes a new immutable .npy (fsynced; the directory is synced by the commit)."""
     if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
         arr = np.ascontiguousarray(arr)
-    with open(path, "wb") as f:
-        out = _Summing(f)  # numpy writes through it in chunks: no second copy of a big array
+    with _new_file(path) as out:  # numpy writes in chunks: no second copy of a big array
         np.save(out, arr, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    WRITTEN.note(path, f"crc32:{out.crc:08x}")
 
 
 def load_npy(path: Path, mmap: bool = True, ndim: int | None = 1) -> np.ndarray:
@@ -211,8 +212,7 @@ def write_parquet(path: Path, table: pa.Table) -> None:
     ]
     table = pa.table(cols, names=table.column_names)
     enc = {n: ENCODINGS[n] for n in table.column_names if n in ENCODINGS}
-    with open(path, "wb") as f:
-        out = _Summing(f)  # written as it is encoded: no copy of the whole file in memory
+    with _new_file(path) as out:  # written as it is encoded: no copy of the whole file
         pq.write_table(
             table,
             out,
@@ -221,19 +221,14 @@ def write_parquet(path: Path, table: pa.Table) -> None:
             use_dictionary=[n for n in table.column_names if n not in enc],
             column_encoding=enc or None,
         )
-        f.flush()
-        os.fsync(f.fileno())
-    WRITTEN.note(path, f"crc32:{out.crc:08x}")
 
 
 def write_arrow(path: Path, table: pa.Table) -> None:
     """A new immutable Arrow IPC file, its buffers compressed with zstd (read back as they are
     by :func:`read_arrow`; openids take ~35 % less)."""
-    sink = pa.BufferOutputStream()
     options = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.ipc.new_file(sink, table.schema, options=options) as w:
+    with _new_file(path) as out, pa.ipc.new_file(out, table.schema, options=options) as w:
         w.write_table(table)
-    _write_new(path, memoryview(sink.getvalue()))
 
 
 def read_arrow(path: Path, mapped: bool = True) -> pa.Table:
