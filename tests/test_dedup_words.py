@@ -145,3 +145,13 @@ def test_a_damaged_key_segment_is_named(tmp_path):
         dedup.KeySet.load(path)
     with pytest.raises(StoreDamagedError, match="missing"):
         dedup.KeySet.load(tmp_path / "absent.parquet")
+
+
+def test_key_set_union_of_none_one_and_several():
+    rng = np.random.default_rng(8)
+    parts = [_random_keys(rng, n) for n in (40, 0, 300, 7)]
+    got = dedup.KeySet.union(dedup.KeySet.of(p) for p in parts)
+    assert np.array_equal(got.array(), _sorted_model(np.concatenate(parts)))
+    assert len(dedup.KeySet.union([])) == 0
+    one = dedup.KeySet.of(parts[0])
+    assert dedup.KeySet.union([one]) is one

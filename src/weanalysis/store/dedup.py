@@ -23,6 +23,8 @@ lane: about 8.4 bytes a key on disk instead of 16.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -223,6 +225,15 @@ class KeySet:
                 s.k0[p] = s.k0[p][:0]
                 s.k1[p] = s.k1[p][:0]
         return KeySet(k0, k1)
+
+    @classmethod
+    def union(cls, sets: Iterable[KeySet]) -> KeySet:
+        """One set of the keys of all of these, merged one after another (each emptied as it
+        is merged); no sets: an empty one."""
+        out = None
+        for one in sets:
+            out = one if out is None else out.merge(one)
+        return out if out is not None else cls.of(np.zeros((0, 2), dtype=np.uint64))
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Boolean mask: which rows of an (n, 2) uint64 key array are in this set."""

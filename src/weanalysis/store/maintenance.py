@@ -126,9 +126,9 @@ def forget(data_dir: Path, app: App, openids: Iterable[str]) -> Erased:
         ev = pa.chunked_array(events, pa.string()).combine_chunks().drop_null()
         if len(ev) and manifest["keys"]:
             gone = dedup.KeySet.of(dedup.event_keys(ev))
-            allk = dedup.KeySet.load(verified(app_dir, manifest, manifest["keys"][0]))
-            for k in manifest["keys"][1:]:
-                allk = allk.merge(dedup.KeySet.load(verified(app_dir, manifest, k)))
+            allk = dedup.KeySet.union(
+                dedup.KeySet.load(verified(app_dir, manifest, k)) for k in manifest["keys"]
+            )
             rel = f"keys/keys-{tag}-e.parquet"
             allk.without(gone).save(app_dir / rel)
             out_keys["keys"] = [rel]

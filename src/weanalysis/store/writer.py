@@ -878,19 +878,17 @@ def _migrated_users(app_dir: Path, manifest: dict, tag: str) -> dict:
         name = f"users/openids-{tag}-r{i}.arrow"
         files.write_arrow(app_dir / name, files.read_arrow(verified(app_dir, manifest, rel)))
         users.append(name)
-    keys = None
-    for rel in manifest["keys"]:
+
+    def segment(rel: str) -> dedup.KeySet:
         path = verified(app_dir, manifest, rel)
-        seg = (
-            dedup.KeySet.load(path)
-            if rel.endswith(".parquet")  # already this format's
-            else dedup.KeySet.of(dedup.truncate(files.load_npy(path, mmap=False, ndim=2)))
-        )
-        keys = seg if keys is None else keys.merge(seg)
+        if rel.endswith(".parquet"):  # already this format's
+            return dedup.KeySet.load(path)
+        return dedup.KeySet.of(dedup.truncate(files.load_npy(path, mmap=False, ndim=2)))
+
     out = {"user_segments": users, "keys": []}
-    if keys is not None:
+    if manifest["keys"]:
         out["keys"] = [f"keys/keys-{tag}-r.parquet"]
-        keys.save(app_dir / out["keys"][0])
+        dedup.KeySet.union(map(segment, manifest["keys"])).save(app_dir / out["keys"][0])
     return out
 
 
