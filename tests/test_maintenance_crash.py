@@ -207,6 +207,19 @@ def weanalysis(data, *args) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def kill_runs_while_writing(source, tmp_path, seed: int, args, span: float, states) -> set[str]:
+    """:func:`kill_runs` of the command ``args``, killed within 1.2 times the ``span`` it
+    takes (from its first write) and completed by running it again."""
+    return kill_runs(
+        source,
+        tmp_path,
+        seed,
+        kill=lambda work, rnd: run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span)),
+        finish=lambda work: weanalysis(work, *args),
+        states=states,
+    )
+
+
 @pytest.fixture
 def with_retention(source, tmp_path):
     """The source with a retention of 4 days set (not applied yet)."""
@@ -225,13 +238,8 @@ def test_kill9_during_gc(with_retention, tmp_path):
     after = answers(done)
     assert "refused" in after.values() and "refused" not in before.values()
     args = ["gc", "--no-progress"]
-    outcomes = kill_runs(
-        with_retention,
-        tmp_path,
-        13,
-        kill=lambda work, rnd: run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span)),
-        finish=lambda work: weanalysis(work, *args),
-        states={"before": before, "after": after},
+    outcomes = kill_runs_while_writing(
+        with_retention, tmp_path, 13, args, span, {"before": before, "after": after}
     )
     print("gc outcomes seen:", outcomes)
 
@@ -257,14 +265,9 @@ def test_kill9_during_a_commit_that_applies_the_retention(with_retention, tmp_pa
     shutil.copytree(with_retention, full)
     span = run_and_kill_while_writing(full, ["ingest", str(new), "--no-progress"], None)
     assert answers(full) == s2
-    args = ["ingest", str(new), "--no-progress"]
-    outcomes = kill_runs(
-        with_retention,
-        tmp_path,
-        14,
-        kill=lambda work, rnd: run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span)),
-        finish=lambda work: weanalysis(work, *args),  # duplicates; the pass is due
-        states={"before": s0, "stored": s1, "after": s2},
+    args = ["ingest", str(new), "--no-progress"]  # again: duplicates, and the pass is due
+    outcomes = kill_runs_while_writing(
+        with_retention, tmp_path, 14, args, span, {"before": s0, "stored": s1, "after": s2}
     )
     print("retention commit outcomes seen:", outcomes)
 
@@ -280,12 +283,7 @@ def test_kill9_during_forget_after_retention(with_retention, tmp_path):
     span = run_and_kill_while_writing(done, args, None)
     after = answers(done)
     assert after != before
-    outcomes = kill_runs(
-        with_retention,
-        tmp_path,
-        15,
-        kill=lambda work, rnd: run_and_kill_while_writing(work, args, rnd.uniform(0, 1.2 * span)),
-        finish=lambda work: weanalysis(work, *args),
-        states={"before": before, "after": after},
+    outcomes = kill_runs_while_writing(
+        with_retention, tmp_path, 15, args, span, {"before": before, "after": after}
     )
     print("forget after retention outcomes seen:", outcomes)
